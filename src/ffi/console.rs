@@ -1,0 +1,1 @@
+//! (placeholder; C API for console)
