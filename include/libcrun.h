@@ -27,6 +27,21 @@
 #define LIBCRUN_VERBOSITY_DEBUG 2
 
 /*
+ `LIBCRUN_RUN_OPTIONS_PREFORK`.
+ */
+#define LIBCRUN_RUN_OPTIONS_PREFORK (1 << 0)
+
+/*
+ `LIBCRUN_RUN_OPTIONS_KEEP`.
+ */
+#define LIBCRUN_RUN_OPTIONS_KEEP (1 << 1)
+
+/*
+ `LIBCRUN_CREATE_OPTIONS_PREFORK`.
+ */
+#define LIBCRUN_CREATE_OPTIONS_PREFORK (1 << 0)
+
+/*
  crun's error struct: a positive errno (or 0) and a `malloc`'d message.
  */
 struct libcrun_error_s {

@@ -214,7 +214,9 @@ mod tests {
 
     #[test]
     fn wrap_prefixes_and_keeps_errno() {
-        let e = Error::new(libc::ENOENT, "open `/x`").wrap("load config").wrap("create");
+        let e = Error::new(libc::ENOENT, "open `/x`")
+            .wrap("load config")
+            .wrap("create");
         assert_eq!(e.message(), "create: load config: open `/x`");
         assert_eq!(e.errno(), libc::ENOENT);
     }
@@ -226,8 +228,10 @@ mod tests {
         assert_eq!((e.errno(), e.message()), (libc::EACCES, "mkdir `/a`"));
         let r = std::fs::File::open("/nonexistent/crun-rs-test").context("open `x`");
         assert_eq!(r.unwrap_err().errno(), libc::ENOENT);
-        let r: std::result::Result<(), std::io::Error> =
-            Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof"));
+        let r: std::result::Result<(), std::io::Error> = Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "eof",
+        ));
         let e = r.context("read sync").unwrap_err();
         assert_eq!(e.errno(), libc::EPIPE);
         assert_eq!(e.message(), "read sync: eof");

@@ -87,7 +87,10 @@ pub fn output_handler() -> (OutputHandlerFn, *mut c_void) {
         (log_write_to_stderr as OutputHandlerFn, std::ptr::null_mut())
     } else {
         // SAFETY: HANDLER only ever holds 0 or a value stored from an OutputHandlerFn.
-        (unsafe { std::mem::transmute::<usize, OutputHandlerFn>(h) }, arg)
+        (
+            unsafe { std::mem::transmute::<usize, OutputHandlerFn>(h) },
+            arg,
+        )
     }
 }
 
@@ -335,7 +338,10 @@ pub fn parse_target(log: Option<&str>) -> Result<Target> {
         Some(("file", _)) => Err(Error::new(libc::EINVAL, "empty path in log target `file:`")),
         Some(("syslog", id)) => Ok(Target::Syslog((!id.is_empty()).then(|| id.to_string()))),
         Some(("journald", _)) => Ok(Target::Journald),
-        Some(_) => Err(Error::new(libc::EINVAL, format!("unknown log type `{log}`"))),
+        Some(_) => Err(Error::new(
+            libc::EINVAL,
+            format!("unknown log type `{log}`"),
+        )),
     }
 }
 
@@ -397,10 +403,7 @@ mod tests {
             parse_target(Some("file:/a:b")).unwrap(),
             Target::File("/a:b".into())
         );
-        assert_eq!(
-            parse_target(Some("syslog:")).unwrap(),
-            Target::Syslog(None)
-        );
+        assert_eq!(parse_target(Some("syslog:")).unwrap(), Target::Syslog(None));
         assert_eq!(
             parse_target(Some("syslog:ident")).unwrap(),
             Target::Syslog(Some("ident".into()))

@@ -18,14 +18,25 @@ fn committed_header_is_current() {
 fn compile_header(compiler: &str, std: &str, lang: &str) {
     let dir = common::target_dir().join("c-tests");
     std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join(format!("header-{lang}.{}", if lang == "c" { "c" } else { "cc" }));
+    let src = dir.join(format!(
+        "header-{lang}.{}",
+        if lang == "c" { "c" } else { "cc" }
+    ));
     std::fs::write(
         &src,
         "#include <libcrun.h>\n#include <libcrun.h>\nint main (void) { return sizeof (struct libcrun_error_s) == 16 ? 0 : 1; }\n",
     )
     .unwrap();
     let o = Command::new(compiler)
-        .args([std, "-Wall", "-Wextra", "-Werror", "-pedantic-errors", "-fsyntax-only", "-I"])
+        .args([
+            std,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic-errors",
+            "-fsyntax-only",
+            "-I",
+        ])
         .arg(common::root().join("include"))
         .arg(&src)
         .output()

@@ -18,8 +18,9 @@ pub const LIBCRUN_VERBOSITY_WARNING: c_int = 1;
 pub const LIBCRUN_VERBOSITY_DEBUG: c_int = 2;
 
 /// crun's output handler type: `(errno, msg, verbosity, arg)`.
-pub type crun_output_handler =
-    Option<unsafe extern "C" fn(errno_: c_int, msg: *const c_char, verbosity: c_int, arg: *mut c_void)>;
+pub type crun_output_handler = Option<
+    unsafe extern "C" fn(errno_: c_int, msg: *const c_char, verbosity: c_int, arg: *mut c_void),
+>;
 
 /// Bridge for `libcrun_make_error`: takes ownership of `msg` (malloc'd by `vasprintf` in the
 /// shim; NULL when the format was NULL).
@@ -36,7 +37,10 @@ pub unsafe extern "C" fn crun_rs_make_error(
     if msg.is_null() {
         return super::set_error(
             err,
-            &Error::new(libc::EINVAL, "libcrun_make_error: the format string is NULL"),
+            &Error::new(
+                libc::EINVAL,
+                "libcrun_make_error: the format string is NULL",
+            ),
         );
     }
     let status = normalize_errno(status);
@@ -61,7 +65,10 @@ pub unsafe extern "C" fn crun_rs_make_error(
 /// `err` is NULL or points to a `libcrun_error_t`; `prefix` is NULL or malloc'd.
 /// cbindgen:ignore
 #[no_mangle]
-pub unsafe extern "C" fn crun_rs_error_wrap(err: *mut libcrun_error_t, prefix: *mut c_char) -> c_int {
+pub unsafe extern "C" fn crun_rs_error_wrap(
+    err: *mut libcrun_error_t,
+    prefix: *mut c_char,
+) -> c_int {
     guard_void(0, || {
         let ret = if err.is_null() || (*err).is_null() {
             0
@@ -189,7 +196,10 @@ pub extern "C" fn libcrun_get_verbosity() -> c_int {
 /// # Safety
 /// `format` is NULL or NUL-terminated; `err` is NULL or valid.
 #[no_mangle]
-pub unsafe extern "C" fn libcrun_set_log_format(format: *const c_char, err: *mut libcrun_error_t) -> c_int {
+pub unsafe extern "C" fn libcrun_set_log_format(
+    format: *const c_char,
+    err: *mut libcrun_error_t,
+) -> c_int {
     guard("libcrun_set_log_format", err, || {
         let f = arg_str(format, "format")?;
         log::set_format(log::parse_format(f)?);
@@ -246,4 +256,3 @@ pub unsafe extern "C" fn libcrun_log_write_to_stderr(
 ) {
     log::log_write_to_stderr(errno_, msg, verbosity, arg)
 }
-

@@ -15,6 +15,7 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod handler;
+pub mod types;
 
 /// crun's error struct: a positive errno (or 0) and a `malloc`'d message.
 #[repr(C)]
@@ -77,6 +78,7 @@ where
 }
 
 /// Like [`guard`] for calls that return a pointer (NULL on failure).
+#[allow(dead_code)]
 pub(crate) fn guard_ptr<T, F>(func: &str, err: *mut libcrun_error_t, f: F) -> *mut T
 where
     F: FnOnce() -> Result<*mut T>,

@@ -16,7 +16,10 @@ pub fn root() -> PathBuf {
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test>-<hash>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// The `crun` binary built for this test run.
@@ -64,7 +67,15 @@ impl Linkage {
 }
 
 pub const WARNINGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"];
-pub const LIBS_PRIVATE: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+pub const LIBS_PRIVATE: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
 
 /// Compile `c-tests/<name>.c` (plus `extra` sources) against `include/` and the library.
 pub fn compile_c(name: &str, extra: &[&str], link: Linkage) -> PathBuf {
@@ -142,6 +153,11 @@ pub fn run_c_test(name: &str, extra: &[&str]) {
         let exe = compile_c(name, extra, link);
         let o = c_command(&exe).output().expect("run C test");
         show(&format!("{name} ({})", link.name()), &o);
-        assert!(o.status.success(), "{name} ({}) failed: {}", link.name(), o.status);
+        assert!(
+            o.status.success(),
+            "{name} ({}) failed: {}",
+            link.name(),
+            o.status
+        );
     }
 }
