@@ -203,10 +203,16 @@ struct CmsgBuf([u8; 512]);
 /// An empty `payload` sends the single byte `" "`: a message without data would make the kernel
 /// drop the fd on a stream socket.
 pub fn send_fd_to_socket(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
-    check_fd(sock, "socket")?;
-    check_fd(fd, "file descriptor to send")?;
+    // Validate the fds only when sendmsg fails, so the fast path is one syscall.
+    let explain = |e: i32| -> Error {
+        if e == libc::EBADF {
+            if let Err(x) = check_fd(sock, "socket").and(check_fd(fd, "file descriptor to send")) {
+                return x;
+            }
+        }
+        Error::new(e, format!("send fd {fd} to socket {sock}"))
+    };
     let data: &[u8] = if payload.is_empty() { b" " } else { payload };
-    let ctx = || format!("send fd {fd} to socket {sock}");
     let mut cbuf = CmsgBuf([0; 512]);
     // SAFETY: CMSG_* compute sizes/pointers inside `cbuf`, which is large and aligned enough for
     // one cmsghdr + one int; msg points to live locals for the duration of sendmsg.
@@ -226,7 +232,7 @@ pub fn send_fd_to_socket(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
         (*c).cmsg_type = libc::SCM_RIGHTS;
         (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
-        retry(|| libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)).map_err(|e| Error::new(e, ctx()))?
+        retry(|| libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)).map_err(explain)?
     } as usize;
     // A stream socket may take the data in pieces; the fd went with the first one.
     let mut off = sent;
@@ -236,7 +242,7 @@ pub fn send_fd_to_socket(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
         let n = retry(|| unsafe {
             libc::send(sock, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
         })
-        .map_err(|e| Error::new(e, ctx()))?;
+        .map_err(explain)?;
         off += n as usize;
     }
     Ok(())
@@ -262,7 +268,9 @@ pub fn receive_fd_from_socket(sock: RawFd, payload: Option<&mut [u8]>) -> Result
 /// * `EBADF`/`ENOTSOCK`/...: `sock` is not a usable socket; `EINVAL`: `buf` is empty.
 pub fn receive_fd(sock: RawFd, buf: &mut [u8]) -> Result<(OwnedFd, usize)> {
     let ctx = format!("receive fd from socket {sock}");
-    check_fd(sock, "socket")?;
+    if sock < 0 {
+        check_fd(sock, "socket")?;
+    }
     if buf.is_empty() {
         return Err(Error::new(
             libc::EINVAL,
@@ -286,8 +294,14 @@ pub fn receive_fd(sock: RawFd, buf: &mut [u8]) -> Result<(OwnedFd, usize)> {
         msg.msg_iovlen = 1;
         msg.msg_control = cbuf.0.as_mut_ptr().cast();
         msg.msg_controllen = cbuf.0.len() as _;
-        n = retry(|| libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC))
-            .map_err(|e| Error::new(e, ctx.clone()))? as usize;
+        n = retry(|| libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC)).map_err(|e| {
+            if e == libc::EBADF {
+                if let Err(x) = check_fd(sock, "socket") {
+                    return x;
+                }
+            }
+            Error::new(e, ctx.clone())
+        })? as usize;
         flags = msg.msg_flags;
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
