@@ -12,5 +12,6 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod handlers;
+pub mod hooks;
 
 pub use error::{Context, Error, Result};
