@@ -40,11 +40,6 @@ header:
 	CRUN_RS_UPDATE_HEADER=1 $(CARGO) build
 	@echo "include/libcrun.h regenerated"
 
-$(OUT)/libcrun.pc: libcrun.pc.in Cargo.toml
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' $< > $@
-
 demo: build
 	./scripts/demo.sh $(OUT)
 
@@ -59,7 +54,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-install: build $(OUT)/libcrun.pc
+install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(OUT)/crun $(DESTDIR)$(BINDIR)/crun
 	ln -sfn crun $(DESTDIR)$(BINDIR)/krun
@@ -68,7 +63,10 @@ install: build $(OUT)/libcrun.pc
 	ln -sfn libcrun.so.0 $(DESTDIR)$(LIBDIR)/libcrun.so
 	install -m 0644 $(OUT)/libcrun.a $(DESTDIR)$(LIBDIR)/libcrun.a
 	install -m 0644 include/libcrun.h $(DESTDIR)$(INCLUDEDIR)/libcrun.h
-	install -m 0644 $(OUT)/libcrun.pc $(DESTDIR)$(PKGCONFIGDIR)/libcrun.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' libcrun.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libcrun.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libcrun.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/crun $(DESTDIR)$(BINDIR)/krun

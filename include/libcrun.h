@@ -128,12 +128,13 @@ int libcrun_init_logging(crun_output_handler *output_handler,
 void libcrun_set_output_handler(crun_output_handler handler, void *arg);
 
 /*
- The stderr output handler, for callers that want to chain to it.
+ The default output handler: writes `msg[: strerror(errno)]` to stderr.  Exported so C
+ callers can compare with what `libcrun_init_logging` returns or chain to it.
 
  # Safety
- `msg` is NULL or NUL-terminated.
+ `msg` is NULL or a NUL-terminated string.
  */
-void libcrun_log_write_to_stderr(int errno_, const char *msg, int verbosity, void *arg);
+void libcrun_log_write_to_stderr(int errno_, const char *msg, int verbosity, void *_arg);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -15,3 +15,5 @@ else
 fi
 echo "== cargo test"
 cargo test --no-fail-fast -- --test-threads=2
+echo "== make install + pkg-config"
+PROFILE=debug ./scripts/check-install.sh

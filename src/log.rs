@@ -34,6 +34,8 @@ static JSON: AtomicBool = AtomicBool::new(false);
 /// 0 means "the stderr handler".
 static HANDLER: AtomicUsize = AtomicUsize::new(0);
 static HANDLER_ARG: AtomicUsize = AtomicUsize::new(0);
+/// Every [`LogFile`] ever opened (they are never closed; see [`init_logging`]).
+static OPEN_LOG_FILES: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
 /// Log formats accepted by `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,17 +252,19 @@ unsafe fn msg_str<'a>(msg: *const c_char) -> std::borrow::Cow<'a, str> {
     }
 }
 
-/// The default handler: stderr.
+/// The default output handler: writes `msg[: strerror(errno)]` to stderr.  Exported so C
+/// callers can compare with what `libcrun_init_logging` returns or chain to it.
 ///
 /// # Safety
 /// `msg` is NULL or a NUL-terminated string.
+#[export_name = "libcrun_log_write_to_stderr"]
 pub unsafe extern "C" fn log_write_to_stderr(
-    errno: c_int,
+    errno_: c_int,
     msg: *const c_char,
     verbosity: c_int,
     _arg: *mut c_void,
 ) {
-    write_line_to_fd(2, errno, &msg_str(msg), verbosity, format());
+    write_line_to_fd(2, errno_, &msg_str(msg), verbosity, format());
 }
 
 /// A log file opened by [`init_logging`]; the handler's argument.
@@ -359,8 +363,13 @@ pub fn init_logging(id: Option<&str>, log: Option<&str>) -> Result<(OutputHandle
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&path)
                 .with_context(|| format!("open log file `{path}`"))?;
-            // Leaked on purpose, as crun leaks its FILE*: the handler may be used until exit.
+            // Never freed, as crun never closes its FILE*: a caller may keep using the
+            // handler and argument it was given.  Kept reachable for leak checkers.
             let lf = Box::into_raw(Box::new(LogFile { file }));
+            OPEN_LOG_FILES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(lf as usize);
             (log_write_to_file, lf.cast())
         }
         Target::Syslog(ident) => {

@@ -242,17 +242,3 @@ pub unsafe extern "C" fn libcrun_init_logging(
 pub extern "C" fn libcrun_set_output_handler(handler: crun_output_handler, arg: *mut c_void) {
     log::set_output_handler(handler, arg)
 }
-
-/// The stderr output handler, for callers that want to chain to it.
-///
-/// # Safety
-/// `msg` is NULL or NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn libcrun_log_write_to_stderr(
-    errno_: c_int,
-    msg: *const c_char,
-    verbosity: c_int,
-    arg: *mut c_void,
-) {
-    log::log_write_to_stderr(errno_, msg, verbosity, arg)
-}

@@ -32,15 +32,31 @@ pub fn libs() -> &'static Path {
     static LIBS: OnceLock<PathBuf> = OnceLock::new();
     LIBS.get_or_init(|| {
         let dir = target_dir();
+        // `cargo test` builds the library only as an rlib: bring libcrun.a up to date.
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--lib", "--quiet"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let st = build
+            .current_dir(root())
+            .status()
+            .expect("run cargo build --lib");
+        assert!(st.success(), "cargo build --lib failed");
         assert!(
             dir.join("libcrun.a").exists(),
             "{} missing: build the staticlib first",
             dir.join("libcrun.a").display()
         );
         // Link into a per-process directory so concurrent test binaries do not race.
-        let out = dir.join(format!("c-tests/lib-{}", std::process::id()));
+        let base = dir.join("c-tests");
+        remove_stale_lib_dirs(&base);
+        let out = base.join(format!("lib-{}", std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
-        std::fs::copy(dir.join("libcrun.a"), out.join("libcrun.a")).unwrap();
+        let _ = std::fs::remove_file(out.join("libcrun.a"));
+        if std::fs::hard_link(dir.join("libcrun.a"), out.join("libcrun.a")).is_err() {
+            std::fs::copy(dir.join("libcrun.a"), out.join("libcrun.a")).unwrap();
+        }
         let st = Command::new(root().join("scripts/link-so.sh"))
             .arg(&out)
             .status()
@@ -48,6 +64,22 @@ pub fn libs() -> &'static Path {
         assert!(st.success(), "linking libcrun.so.0 failed");
         out
     })
+}
+
+/// Remove `lib-<pid>` directories left by test processes that have exited.
+fn remove_stale_lib_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("lib-")) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Which library a C test program is linked to.
@@ -96,6 +128,8 @@ pub fn compile_c(name: &str, extra: &[&str], link: Linkage) -> PathBuf {
     match link {
         Linkage::Shared => {
             cmd.arg(format!("-L{}", libdir.display()))
+                // DT_RPATH (not RUNPATH): wins over the LD_LIBRARY_PATH cargo sets.
+                .arg("-Wl,--disable-new-dtags")
                 .arg(format!("-Wl,-rpath,{}", libdir.display()))
                 .arg("-lcrun");
         }
