@@ -13,5 +13,6 @@ pub mod console;
 pub mod container;
 pub mod handlers;
 pub mod hooks;
+pub mod seccomp;
 
 pub use error::{Context, Error, Result};
