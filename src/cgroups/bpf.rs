@@ -155,10 +155,15 @@ pub fn assemble(rules: &[Rule]) -> Vec<Insn> {
         block.push(insn(ALU64_MOV_K, 0, 0, 0, i32::from(r.allow)));
         block.push(insn(JMP_EXIT, 0, 0, 0, 0));
         let len = block.len();
+        let unconditional = jumps.is_empty();
         for j in jumps {
             block[j].off = (len - j - 1) as i16;
         }
         p.extend(block);
+        if unconditional {
+            // Matches everything: what follows would be unreachable, which the verifier rejects.
+            return p;
+        }
     }
     p.push(insn(ALU64_MOV_K, 0, 0, 0, 0));
     p.push(insn(JMP_EXIT, 0, 0, 0, 0));
@@ -402,5 +407,10 @@ mod tests {
         let p = assemble(&ordered_rules(&[]).unwrap());
         assert_eq!(run(&p, DEV_BLOCK, ACC_READ, 8, 0), 0);
         assert!(ordered_rules(&dev(r#"[{"allow":true,"access":"rx"}]"#)).is_err());
+        // An unconditional rule ends the program: nothing unreachable after it.
+        let p = assemble(&ordered_rules(&dev(r#"[{"allow":false,"access":"rwm"}]"#)).unwrap());
+        assert_eq!(p.last().unwrap().code, JMP_EXIT);
+        assert_eq!(p[p.len() - 2], insn(ALU64_MOV_K, 0, 0, 0, 0));
+        assert_eq!(run(&p, DEV_CHAR, ACC_READ, 1, 3), 1);
     }
 }
