@@ -423,3 +423,95 @@ pub fn freeze(d: &Path, frozen: bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(json: &str) -> LinuxDeviceCgroup {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn device_lines() {
+        assert_eq!(
+            device_line(&dev(r#"{"allow":false,"access":"rwm"}"#)).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            device_line(&dev(
+                r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}"#
+            ))
+            .unwrap(),
+            "c 1:3 rw"
+        );
+        assert_eq!(
+            device_line(&dev(r#"{"allow":true,"type":"b","major":8,"access":"r"}"#)).unwrap(),
+            "b 8:* r"
+        );
+        assert_eq!(
+            device_line(&dev(r#"{"allow":true,"type":"c","access":"x"}"#))
+                .unwrap_err()
+                .errno(),
+            libc::EINVAL
+        );
+    }
+
+    #[test]
+    fn fake_hierarchy_gets_v1_files() {
+        let root = std::env::temp_dir().join(format!("crun-rs-v1-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let mk = |ctrl: &str, files: &[&str]| {
+            let d = root.join(ctrl).join("c1");
+            fs::create_dir_all(&d).unwrap();
+            for f in files {
+                fs::write(d.join(f), "").unwrap();
+            }
+            V1Hierarchy {
+                mount: root.join(ctrl),
+                controllers: [ctrl.to_string()].into_iter().collect(),
+            }
+        };
+        let h = Hierarchies {
+            v1: vec![
+                mk(
+                    "memory",
+                    &[
+                        "memory.limit_in_bytes",
+                        "memory.oom_control",
+                        "memory.kmem.tcp.limit_in_bytes",
+                    ],
+                ),
+                mk("blkio", &["blkio.bfq.weight", "blkio.leaf_weight"]),
+                mk("net_cls", &["net_cls.classid"]),
+                mk("pids", &["pids.max"]),
+            ],
+            unified: None,
+        };
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":4096,"swap":8192,"disableOOMKiller":true,"kernelTCP":1024},
+                "blockIO":{"weight":300,"leafWeight":20},
+                "network":{"classID":1048577},
+                "pids":{"limit":0}}"#,
+        )
+        .unwrap();
+        apply(&h, "/c1", &r).unwrap();
+        let rd = |c: &str, f: &str| fs::read_to_string(root.join(c).join("c1").join(f)).unwrap();
+        assert_eq!(rd("memory", "memory.limit_in_bytes"), "4096");
+        // No memsw file (no swap accounting): the swap limit is skipped like crun does.
+        assert_eq!(rd("memory", "memory.oom_control"), "1");
+        assert_eq!(rd("memory", "memory.kmem.tcp.limit_in_bytes"), "1024");
+        // bfq renamed the weight file.
+        assert_eq!(rd("blkio", "blkio.bfq.weight"), "300");
+        assert_eq!(rd("blkio", "blkio.leaf_weight"), "20");
+        assert_eq!(rd("net_cls", "net_cls.classid"), "1048577");
+        // pids limit 0 means unset.
+        assert_eq!(rd("pids", "pids.max"), "");
+        // A controller that is not mounted is an error naming it.
+        let r: LinuxResources = serde_json::from_str(r#"{"cpu":{"shares":2}}"#).unwrap();
+        let e = apply(&h, "/c1", &r).unwrap_err();
+        assert_eq!(e.errno(), libc::ENOENT);
+        assert!(e.message().contains("`cpu`"), "{e}");
+        fs::remove_dir_all(root).unwrap();
+    }
+}

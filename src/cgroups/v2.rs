@@ -356,3 +356,87 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake cgroup directory holding empty regular files named `files`.
+    fn fake(tag: &str, files: &[&str]) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("crun-rs-v2-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        for f in files {
+            fs::write(d.join(f), "").unwrap();
+        }
+        d
+    }
+
+    fn rd(d: &Path, f: &str) -> String {
+        fs::read_to_string(d.join(f)).unwrap()
+    }
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn conversions_written_to_v2_files() {
+        let d = fake(
+            "conv",
+            &[
+                "memory.max",
+                "memory.swap.max",
+                "memory.low",
+                "cpu.weight",
+                "cpu.max",
+                "pids.max",
+                "io.weight",
+                "io.max",
+                "cpuset.cpus",
+                "hugetlb.1GB.max",
+            ],
+        );
+        apply(
+            &d,
+            &res(r#"{"memory":{"limit":1000,"swap":3000,"reservation":-1},
+                     "cpu":{"shares":1024,"quota":-1,"period":250000,"cpus":"0-1"},
+                     "pids":{"limit":-1},
+                     "blockIO":{"weight":500,"throttleWriteIopsDevice":[{"major":8,"minor":0,"rate":9}]},
+                     "hugepageLimits":[{"pageSize":"1GB","limit":0}]}"#),
+            true,
+        )
+        .unwrap();
+        assert_eq!(rd(&d, "memory.max"), "1000");
+        assert_eq!(rd(&d, "memory.swap.max"), "2000");
+        assert_eq!(rd(&d, "memory.low"), "max");
+        assert_eq!(rd(&d, "cpu.weight"), "39");
+        assert_eq!(rd(&d, "cpu.max"), "max 250000");
+        assert_eq!(rd(&d, "cpuset.cpus"), "0-1");
+        assert_eq!(rd(&d, "pids.max"), "max");
+        assert_eq!(rd(&d, "io.weight"), "4950");
+        assert_eq!(rd(&d, "io.max"), "8:0 wiops=9");
+        assert_eq!(rd(&d, "hugetlb.1GB.max"), "0");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn v2_refuses_what_it_cannot_do() {
+        let d = fake("refuse", &["memory.max", "memory.swap.max", "cpu.max"]);
+        let e = apply(&d, &res(r#"{"memory":{"swap":3000}}"#), true).unwrap_err();
+        assert!(e.message().contains("without the memory limit"), "{e}");
+        let e = apply(&d, &res(r#"{"memory":{"limit":5000,"swap":3000}}"#), true).unwrap_err();
+        assert!(e.message().contains("less than the memory limit"), "{e}");
+        let e = apply(&d, &res(r#"{"memory":{"disableOOMKiller":true}}"#), true).unwrap_err();
+        assert_eq!(e.errno(), libc::EINVAL);
+        let e = apply(&d, &res(r#"{"cpu":{"realtimeRuntime":5}}"#), true).unwrap_err();
+        assert!(e.message().contains("realtime"), "{e}");
+        let e = apply(&d, &res(r#"{"unified":{"../x":"1"}}"#), true).unwrap_err();
+        assert_eq!(e.errno(), libc::EINVAL);
+        // A file the controller does not provide is an error naming it.
+        let e = apply(&d, &res(r#"{"pids":{"limit":5}}"#), true).unwrap_err();
+        assert_eq!(e.errno(), libc::ENOENT);
+        assert!(e.message().contains("pids.max"), "{e}");
+        fs::remove_dir_all(d).unwrap();
+    }
+}
