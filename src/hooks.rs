@@ -34,6 +34,10 @@ pub fn run_hooks(hooks: &[Hook], state_json: &str, kind: &str) -> Result<()> {
 pub fn run_hook(hook: &Hook, state_json: &str) -> Result<()> {
     let path = hook.path();
     let shown = path.display().to_string();
+    if !path.is_absolute() {
+        // config.md: "path MUST be absolute".
+        crate::bail!(libc::EINVAL, "hook path `{shown}` is not absolute");
+    }
     if let Some(t) = hook.timeout() {
         if t <= 0 {
             crate::bail!(
@@ -270,6 +274,14 @@ mod tests {
         let e = run_hooks(&[h], "{}", "prestart").unwrap_err();
         assert_eq!(e.errno(), libc::ENOENT);
         assert!(e.message().contains("/nonexistent/crun-rs-hook"), "{e}");
+    }
+
+    #[test]
+    fn relative_path_rejected() {
+        let h = HookBuilder::default().path("true").build().unwrap();
+        let e = run_hook(&h, "{}").unwrap_err();
+        assert_eq!(e.errno(), libc::EINVAL);
+        assert!(e.message().contains("not absolute"), "{e}");
     }
 
     #[test]
