@@ -385,8 +385,11 @@ fn freeze_and_thaw_v1() {
     cgroups::freeze(&path, false).unwrap();
     assert_eq!(read(&h, "freezer", &path, "freezer.state"), "THAWED");
     let t1 = ticks();
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(ticks() > t1, "thawed process did not run");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ticks() == t1 {
+        assert!(Instant::now() < deadline, "thawed process did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // destroy of a frozen cgroup thaws and kills.
     cgroups::freeze(&path, true).unwrap();
     cgroups::destroy(&path).unwrap();
@@ -801,5 +804,21 @@ fn v2_inner() {
         out,
         "/dev/kmsg< ok\n/dev/kmsg> denied\n/dev/null> ok\n/dev/zero< ok\n/dev/BLK< denied\n"
     );
+    // update replaces the program instead of stacking a second one.
+    let dir = root.join(path.trim_start_matches('/'));
+    let count = || {
+        let fd = std::fs::File::open(&dir).unwrap();
+        cgroups::bpf::attached(&std::os::fd::OwnedFd::from(fd))
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(), 1);
+    cgroups::update(
+        &path,
+        &res(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#),
+    )
+    .unwrap();
+    assert_eq!(count(), 1);
     cgroups::destroy(&path).unwrap();
+    assert!(!dir.exists());
 }
