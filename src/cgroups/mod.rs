@@ -37,6 +37,7 @@ use oci_spec::runtime::LinuxResources;
 use crate::error::{Context, Error, Result};
 
 pub mod bpf;
+pub mod dbus;
 pub mod systemd;
 pub mod v1;
 pub mod v2;
@@ -279,7 +280,9 @@ pub fn setup(req: &CgroupRequest, pid: i32) -> Result<CgroupHandle> {
     let h = Hierarchies::detect()?;
     let mode = h.mode()?;
     let path = if req.systemd {
-        systemd::cgroup_path(req.id, req.cgroups_path, mode)?
+        let p = systemd::cgroup_path(req.id, req.cgroups_path, mode)?;
+        systemd::start_scope(&p, pid)?;
+        p
     } else {
         cgroupfs_path(req.id, req.cgroups_path)?
     };
@@ -496,6 +499,7 @@ pub fn destroy(path: &str) -> Result<()> {
     check_path(path)?;
     let h = Hierarchies::detect()?;
     let rel = path.trim_start_matches('/');
+    systemd::stop_scope(path);
     // A frozen task cannot die: thaw first.
     if let Some(f) = h.v1_for("freezer") {
         let d = f.mount.join(rel);

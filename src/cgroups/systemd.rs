@@ -8,14 +8,22 @@
 //! When systemd is not running (no `/run/systemd/system`, sd_booted(3)'s test), asking for the
 //! systemd manager is an `ENOTSUP` error saying so.
 //!
-//! **Limitation:** crun-rs does not talk D-Bus.  When systemd is running, the scope's cgroup is
-//! created directly with cgroupfs at the path systemd would use (with a warning), so the
-//! container is placed and limited as requested, but systemd does not know the unit.
+//! When systemd runs, [`start_scope`] asks it over D-Bus (`/run/systemd/private` as root, else
+//! the system bus) for a transient scope unit with `StartTransientUnit` (`PIDs`, `Slice`,
+//! `Delegate=yes`, `CollectMode=inactive-or-failed`, `DefaultDependencies=no`) and waits for the
+//! process to appear in it; resources are then written through cgroupfs like crun's fallback.
+//! If the D-Bus socket cannot be reached at all, the cgroup is created directly with cgroupfs
+//! at the same path, with a warning.  [`stop_scope`] stops the unit on destroy.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use super::dbus::{Conn, Value};
 use super::CgroupMode;
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+const SYSTEMD_PRIVATE: &str = "/run/systemd/private";
+const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 
 /// Whether systemd is the running init system (`sd_booted`).
 pub fn running() -> bool {
@@ -103,10 +111,139 @@ pub fn cgroup_path(id: &str, cgroups_path: Option<&str>, _mode: CgroupMode) -> R
             "systemd cgroup manager requested but systemd is not running (no `/run/systemd/system`)"
         );
     }
-    crate::log::warning(&format!(
-        "systemd cgroup manager: D-Bus is not supported by crun-rs, creating `{path}` directly"
-    ));
     Ok(path)
+}
+
+/// Connect to systemd: its private socket as root, else the system bus.
+pub fn connect() -> Result<Conn> {
+    // SAFETY: trivial libc call.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && Path::new(SYSTEMD_PRIVATE).exists() {
+        if let Ok(c) = Conn::connect(Path::new(SYSTEMD_PRIVATE), false) {
+            return Ok(c);
+        }
+    }
+    Conn::connect(Path::new(SYSTEM_BUS), true)
+}
+
+/// Split `/a.slice/b-c.scope` into (`b-c.scope`, `a.slice`); the root slice is `-.slice`.
+pub fn unit_and_slice(path: &str) -> Result<(String, String)> {
+    let t = path.trim_end_matches('/');
+    let (parent, unit) = t.rsplit_once('/').unwrap_or(("", t));
+    if unit.is_empty() {
+        crate::bail!(libc::EINVAL, "invalid systemd cgroup path `{path}`");
+    }
+    let slice = parent
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("-.slice");
+    Ok((unit.to_string(), slice.to_string()))
+}
+
+/// The `StartTransientUnit` arguments for a container scope.
+pub fn transient_unit_args(unit: &str, slice: &str, pid: i32) -> Vec<Value> {
+    let prop =
+        |k: &str, v: Value| Value::Struct(vec![Value::Str(k.into()), Value::Variant(Box::new(v))]);
+    vec![
+        Value::Str(unit.into()),
+        Value::Str("fail".into()),
+        Value::Array(
+            "(sv)".into(),
+            vec![
+                prop(
+                    "Description",
+                    Value::Str(format!("libcrun container {unit}")),
+                ),
+                prop("Slice", Value::Str(slice.into())),
+                prop(
+                    "PIDs",
+                    Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+                ),
+                prop("Delegate", Value::Bool(true)),
+                prop("CollectMode", Value::Str("inactive-or-failed".into())),
+                prop("DefaultDependencies", Value::Bool(false)),
+            ],
+        ),
+        Value::Array("(sa(sv))".into(), vec![]),
+    ]
+}
+
+/// Ask systemd for the scope holding `pid` at `path` and wait until the process is in it.
+pub fn start_scope(path: &str, pid: i32) -> Result<()> {
+    let (unit, slice) = unit_and_slice(path)?;
+    let mut conn = match connect() {
+        Ok(c) => c,
+        Err(e) => {
+            crate::log::warning(&format!(
+                "systemd cgroup manager: cannot reach systemd over D-Bus ({e}); creating `{path}` directly"
+            ));
+            return Ok(());
+        }
+    };
+    let reply = conn.call(
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "StartTransientUnit",
+        &transient_unit_args(&unit, &slice, pid),
+    )?;
+    if let Err(e) = reply {
+        let errno = if e.name.ends_with(".UnitExists") {
+            libc::EEXIST
+        } else {
+            libc::EIO
+        };
+        return Err(Error::new(
+            errno,
+            format!(
+                "systemd: start transient unit `{unit}`: {}: {}",
+                e.name, e.message
+            ),
+        ));
+    }
+    // The job runs asynchronously: wait for systemd to move the process.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let needle = format!("/{unit}");
+    loop {
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if cg
+            .lines()
+            .any(|l| l.ends_with(&needle) || l.contains(&format!("{needle}/")))
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            crate::bail!(
+                libc::ETIMEDOUT,
+                "systemd did not move pid {pid} into `{unit}`"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Stop the scope unit of `path` if systemd runs and the path names a scope; errors (no such
+/// unit, no D-Bus) are ignored because destroy removes the cgroup itself afterwards.
+pub fn stop_scope(path: &str) {
+    if !running() {
+        return;
+    }
+    let Ok((unit, _)) = unit_and_slice(path) else {
+        return;
+    };
+    if !unit.ends_with(".scope") {
+        return;
+    }
+    if let Ok(mut c) = connect() {
+        let _ = c.call(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            "StopUnit",
+            &[Value::Str(unit), Value::Str("replace".into())],
+        );
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +274,25 @@ mod tests {
             scope_path("abc", Some("/not/systemd")).unwrap_err().errno(),
             libc::EINVAL
         );
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(
+            unit_and_slice("/machine.slice/libpod-abc.scope").unwrap(),
+            ("libpod-abc.scope".to_string(), "machine.slice".to_string())
+        );
+        assert_eq!(
+            unit_and_slice("/a.slice/a-b.slice/x.scope").unwrap(),
+            ("x.scope".to_string(), "a-b.slice".to_string())
+        );
+        assert_eq!(
+            unit_and_slice("/x.scope").unwrap(),
+            ("x.scope".to_string(), "-.slice".to_string())
+        );
+        let args = transient_unit_args("x.scope", "-.slice", 7);
+        let sig: String = args.iter().map(Value::signature).collect();
+        assert_eq!(sig, "ssa(sv)a(sa(sv))");
     }
 
     #[test]
