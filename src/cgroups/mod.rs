@@ -293,6 +293,9 @@ pub fn setup(req: &CgroupRequest, pid: i32) -> Result<CgroupHandle> {
         for d in created.iter().rev() {
             let _ = fs::remove_dir(d);
         }
+        if req.systemd {
+            systemd::stop_scope(&path);
+        }
         return Err(e);
     }
     Ok(CgroupHandle { path, mode })
