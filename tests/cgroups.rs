@@ -413,7 +413,9 @@ fn update_and_enter_v1() {
         &CgroupRequest {
             id: "x",
             cgroups_path: Some(&path),
-            resources: Some(&res(r#"{"memory":{"limit":33554432},"pids":{"limit":20}}"#)),
+            resources: Some(&res(
+                r#"{"memory":{"limit":33554432,"swap":67108864},"pids":{"limit":20}}"#,
+            )),
             systemd: false,
         },
         a.id() as i32,
@@ -421,13 +423,26 @@ fn update_and_enter_v1() {
     .unwrap();
     cgroups::update(
         &path,
-        &res(r#"{"memory":{"limit":134217728},"pids":{"limit":-1},"cpu":{"shares":300,"quota":20000}}"#),
+        &res(r#"{"memory":{"limit":134217728,"swap":268435456},"pids":{"limit":-1},"cpu":{"shares":300,"quota":20000}}"#),
     )
     .unwrap();
+    // The new limit is above the old memory+swap limit: written after memsw (retry path).
     assert_eq!(
         read(&h, "memory", &path, "memory.limit_in_bytes"),
         "134217728"
     );
+    let memsw = h
+        .v1_for("memory")
+        .unwrap()
+        .mount
+        .join(path.trim_start_matches('/'))
+        .join("memory.memsw.limit_in_bytes");
+    if memsw.exists() {
+        assert_eq!(
+            read(&h, "memory", &path, "memory.memsw.limit_in_bytes"),
+            "268435456"
+        );
+    }
     assert_eq!(read(&h, "pids", &path, "pids.max"), "max");
     assert_eq!(read(&h, "cpu", &path, "cpu.shares"), "300");
     assert_eq!(read(&h, "cpu", &path, "cpu.cfs_quota_us"), "20000");
