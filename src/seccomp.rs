@@ -422,6 +422,36 @@ impl SeccompFilter {
     }
 }
 
+/// Send the seccomp user-notification `fd` to the agent listening on `listener_path`
+/// (`linux.seccomp.listenerPath`), as the spec's `containerProcessState`: one `SOCK_STREAM`
+/// message whose data is `{"ociVersion", "fds": ["seccompFd"], "pid", "metadata", "state"}` and
+/// whose `SCM_RIGHTS` carries the fd.  `state` is the container state object.
+pub fn send_listener_fd(
+    listener_path: &str,
+    fd: std::os::fd::BorrowedFd<'_>,
+    pid: i32,
+    metadata: Option<&str>,
+    state: &serde_json::Value,
+) -> Result<()> {
+    let msg = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata.unwrap_or(""),
+        "state": state,
+    });
+    let payload = serde_json::to_vec(&msg).map_err(|e| {
+        Error::new(
+            libc::EINVAL,
+            format!("serialize container process state: {e}"),
+        )
+    })?;
+    let sock = crate::console::socket::open_unix_domain_client_socket(listener_path, false)
+        .context("seccomp listener")?;
+    crate::console::socket::send_fd_to_socket(sock.as_raw_fd(), fd.as_raw_fd(), &payload)
+        .with_context(|| format!("send seccomp fd to `{listener_path}`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -273,3 +273,40 @@ fn podman_default_profile() {
     });
     assert_eq!(exit_code(st), 0, "1-based index of the first failed check");
 }
+
+#[test]
+fn listener_fd_is_sent_with_container_process_state() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let dir = std::env::temp_dir().join(format!("crun-rs-seccomp-listener-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (fd, n) = crun::console::socket::receive_fd(conn.as_raw_fd(), &mut buf).unwrap();
+        (fd, String::from_utf8(buf[..n].to_vec()).unwrap())
+    });
+    // Any fd will do for the transport; use one end of a pipe and check it arrives.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let state = serde_json::json!({"ociVersion":"1.0.0","id":"c1","status":"creating","pid":42,"bundle":"/b"});
+    seccomp::send_listener_fd(path.to_str().unwrap(), w.as_fd(), 42, Some("meta"), &state).unwrap();
+    let (got, text) = agent.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["fds"], serde_json::json!(["seccompFd"]));
+    assert_eq!(v["pid"], 42);
+    assert_eq!(v["metadata"], "meta");
+    assert_eq!(v["state"]["id"], "c1");
+    // The received fd is the pipe's write end: data written through it comes out of `r`.
+    nix::unistd::write(&got, b"x").unwrap();
+    let mut b = [0u8; 1];
+    nix::unistd::read(r.as_raw_fd(), &mut b).unwrap();
+    assert_eq!(&b, b"x");
+    drop(w);
+    let e = seccomp::send_listener_fd("/nonexistent/crun-rs.sock", got.as_fd(), 1, None, &state)
+        .unwrap_err();
+    assert_eq!(e.errno(), libc::ENOENT);
+    assert!(e.message().contains("/nonexistent/crun-rs.sock"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
