@@ -191,6 +191,8 @@ fn notify_returns_listener_fd() {
     // SAFETY: child only makes raw syscalls.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: prctl with constant arguments (needed without CAP_SYS_ADMIN).
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         let code = match f.apply() {
             Ok(Some(fd)) => {
                 use std::os::fd::AsRawFd;
