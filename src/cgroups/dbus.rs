@@ -323,23 +323,29 @@ impl Conn {
         let body = self.read_exact(body_len)?;
         // Header fields: array of (yv), each struct 8-aligned relative to the message start
         // (offset 16 here, so aligned the same relative to `fields`).
+        let get = |from: usize, len: usize| -> Result<&[u8]> {
+            fields
+                .get(from..from.saturating_add(len))
+                .filter(|_| from.saturating_add(len) <= fields_len)
+                .ok_or_else(|| Error::new(libc::EPROTO, "D-Bus: truncated header field"))
+        };
         let mut i = 0;
         let mut reply_serial = None;
         let mut err_name = None;
         let mut signature = String::new();
         while i < fields_len {
             i = (i + 7) & !7;
-            if i + 2 > fields_len {
+            if i >= fields_len {
                 break;
             }
-            let code = fields[i];
-            let slen = fields[i + 1] as usize;
-            let vsig = String::from_utf8_lossy(&fields[i + 2..i + 2 + slen]).into_owned();
+            let head = get(i, 2)?;
+            let (code, slen) = (head[0], head[1] as usize);
+            let vsig = String::from_utf8_lossy(get(i + 2, slen)?).into_owned();
             i += 3 + slen;
             match vsig.as_str() {
                 "u" => {
                     i = (i + 3) & !3;
-                    let v = read_u32(&fields[i..i + 4], be);
+                    let v = read_u32(get(i, 4)?, be);
                     i += 4;
                     if code == 5 {
                         reply_serial = Some(v);
@@ -347,16 +353,16 @@ impl Conn {
                 }
                 "s" | "o" => {
                     i = (i + 3) & !3;
-                    let n = read_u32(&fields[i..i + 4], be) as usize;
-                    let s = String::from_utf8_lossy(&fields[i + 4..i + 4 + n]).into_owned();
+                    let n = read_u32(get(i, 4)?, be) as usize;
+                    let s = String::from_utf8_lossy(get(i + 4, n)?).into_owned();
                     i += 4 + n + 1;
                     if code == 4 {
                         err_name = Some(s);
                     }
                 }
                 "g" => {
-                    let n = fields[i] as usize;
-                    let s = String::from_utf8_lossy(&fields[i + 1..i + 1 + n]).into_owned();
+                    let n = get(i, 1)?[0] as usize;
+                    let s = String::from_utf8_lossy(get(i + 1, n)?).into_owned();
                     i += 1 + n + 1;
                     if code == 8 {
                         signature = s;
