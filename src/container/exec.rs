@@ -235,6 +235,12 @@ fn child(
     let path = process::find_executable(&args[0], process::env_get(&env, "PATH"), &cwd)?;
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
     process::apply_rlimits(p)?;
+    let mut seccomp = seccomp;
+    if !p.no_new_privileges().unwrap_or(false) {
+        if let Some(f) = seccomp.take() {
+            glue::seccomp::apply(f)?;
+        }
+    }
     let caps = p.capabilities().as_ref();
     process::apply_bounding(caps)?;
     process::apply_user(p)?;

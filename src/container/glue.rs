@@ -1,19 +1,12 @@
 //! Call sites into the modules other parts of crun-rs provide (console, cgroups, seccomp, hooks,
-//! handlers).  Keeping them behind this small private adapter lets the runtime build while
-//! those modules land; each function says what it forwards to.
+//! handlers), kept behind one small private adapter so the runtime code reads the same whatever
+//! their exact signatures are.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use oci_spec::runtime::{Hook, LinuxResources, Spec};
 
-use crate::error::{Error, Result};
-
-fn pending(what: &str) -> Error {
-    Error::new(
-        libc::ENOTSUP,
-        format!("{what} is not available in this build of crun-rs"),
-    )
-}
+use crate::error::Result;
 
 /// Pty and fd-passing helpers (`crate::console`).
 pub mod console {
@@ -21,85 +14,87 @@ pub mod console {
 
     /// A new pty from the current `/dev/ptmx`: the master and the slave's path.
     pub fn new_terminal() -> Result<(OwnedFd, String)> {
-        Err(pending("terminal support"))
+        crate::console::new_terminal()
     }
 
     /// Make the slave `pty` the process's stdio and controlling terminal.
-    pub fn set_stdio(_pty: &str) -> Result<()> {
-        Err(pending("terminal support"))
+    pub fn set_stdio(pty: &str) -> Result<()> {
+        crate::console::set_stdio(pty)
     }
 
     /// Send `fd` with `payload` over the connected socket `sock`.
-    pub fn send_fd(_sock: BorrowedFd<'_>, _fd: BorrowedFd<'_>, _payload: &[u8]) -> Result<()> {
-        Err(pending("terminal support"))
+    pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> Result<()> {
+        crate::console::send_fd_to_socket(sock.as_raw_fd(), fd.as_raw_fd(), payload)
     }
 
     /// Receive one fd from `sock`.
-    pub fn recv_fd(_sock: BorrowedFd<'_>) -> Result<OwnedFd> {
-        Err(pending("terminal support"))
+    pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
+        crate::console::receive_fd_from_socket(sock.as_raw_fd(), None)
     }
 
     /// Connect to the console socket at `path` and send `master` (one `' '` byte + SCM_RIGHTS).
-    pub fn send_console_to_socket_path(_path: &str, _master: BorrowedFd<'_>) -> Result<()> {
-        Err(pending("terminal support"))
+    pub fn send_console_to_socket_path(path: &str, master: BorrowedFd<'_>) -> Result<()> {
+        crate::console::send_console_to_socket_path(path, master.as_raw_fd())
     }
 
     /// Saved terminal attributes, restored on drop.
-    pub struct Raw;
+    pub type Raw = crate::console::SavedTermios;
 
     /// Put `fd` in raw mode.
-    pub fn set_raw(_fd: BorrowedFd<'_>) -> Result<Raw> {
-        Err(pending("terminal support"))
+    pub fn set_raw(fd: BorrowedFd<'_>) -> Result<Raw> {
+        crate::console::set_raw(fd.as_raw_fd())
     }
 
     /// `TIOCSWINSZ` (0 rows/cols: copy the caller's stdin size).
-    pub fn setup_size(_fd: BorrowedFd<'_>, _rows: u16, _cols: u16) -> Result<()> {
-        Err(pending("terminal support"))
+    pub fn setup_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
+        crate::console::terminal_setup_size(fd.as_raw_fd(), rows, cols)
     }
 }
 
-/// Cgroups (`crate::cgroups`).  Until it lands, containers run in the caller's cgroup and the
-/// recorded `cgroup-path` is empty.
+/// Cgroups (`crate::cgroups`).
 pub mod cgroups {
     use super::*;
 
     /// Create the container's cgroup and move `pid` into it; returns its path.
     pub fn setup(
-        _id: &str,
-        _cgroups_path: Option<&str>,
-        _resources: Option<&LinuxResources>,
-        _systemd: bool,
-        _pid: i32,
+        id: &str,
+        cgroups_path: Option<&str>,
+        resources: Option<&LinuxResources>,
+        systemd: bool,
+        pid: i32,
     ) -> Result<String> {
-        Ok(String::new())
+        let req = crate::cgroups::CgroupRequest {
+            id,
+            cgroups_path,
+            resources,
+            systemd,
+        };
+        crate::cgroups::setup(&req, pid).map(|h| h.path().to_string())
     }
 
     /// Move `pid` into the cgroup at `path`.
-    pub fn enter(_path: &str, _pid: i32) -> Result<()> {
-        Ok(())
+    pub fn enter(path: &str, pid: i32) -> Result<()> {
+        crate::cgroups::enter(path, pid)
     }
 
     /// Remove the cgroup at `path`.
-    pub fn destroy(_path: &str) -> Result<()> {
-        Ok(())
+    pub fn destroy(path: &str) -> Result<()> {
+        crate::cgroups::destroy(path)
     }
 
     /// The pids in the cgroup at `path`.
-    pub fn read_pids(path: &str, _recurse: bool) -> Result<Vec<i32>> {
-        if path.is_empty() {
-            return Err(pending("cgroup support"));
-        }
-        Err(pending("cgroup support"))
+    pub fn read_pids(path: &str, recurse: bool) -> Result<Vec<i32>> {
+        crate::cgroups::read_pids(path, recurse)
     }
 
     /// Freeze or thaw.
-    pub fn freeze(_path: &str, _frozen: bool) -> Result<()> {
-        Err(pending("cgroup support"))
+    pub fn freeze(path: &str, frozen: bool) -> Result<()> {
+        crate::cgroups::freeze(path, frozen)
     }
 
     /// Apply new resources.
-    pub fn update(_path: &str, _res: &LinuxResources) -> Result<()> {
-        Err(pending("cgroup support"))
+    pub fn update(path: &str, res: &LinuxResources) -> Result<()> {
+        crate::cgroups::update(path, res)
     }
 }
 
@@ -108,21 +103,23 @@ pub mod seccomp {
     use super::*;
 
     /// A prepared filter.
-    pub struct Filter;
+    pub type Filter = crate::seccomp::SeccompFilter;
 
-    /// Compile the spec's filter (in the parent or before the pivot).
+    /// Compile the spec's filter (in the parent, before the clone).
     pub fn prepare(spec: &Spec) -> Result<Option<Filter>> {
         match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             None => Ok(None),
-            Some(_) => {
-                crate::log::warning("seccomp is not available in this build: filter ignored");
-                Ok(None)
-            }
+            Some(s) => crate::seccomp::prepare(s).map(Some),
         }
     }
 
-    /// Load the filter (the last step before exec).
-    pub fn apply(_f: Filter) -> Result<()> {
+    /// Load the filter (the last step before exec).  A user-notification fd cannot reach the
+    /// listener from inside the container yet: it is closed with a warning.
+    pub fn apply(f: Filter) -> Result<()> {
+        if let Some(fd) = f.apply()? {
+            crate::log::warning("seccomp listener fd not forwarded (listenerPath is unsupported)");
+            drop(fd);
+        }
         Ok(())
     }
 }
@@ -132,10 +129,7 @@ pub mod hooks {
     use super::*;
 
     /// Run `hooks` with the state JSON on stdin.
-    pub fn run(hooks: &[Hook], _state_json: &str, kind: &str) -> Result<()> {
-        if hooks.is_empty() {
-            return Ok(());
-        }
-        Err(pending(&format!("running `{kind}` hooks")))
+    pub fn run(hooks: &[Hook], state_json: &str, kind: &str) -> Result<()> {
+        crate::hooks::run_hooks(hooks, state_json, kind)
     }
 }

@@ -239,6 +239,13 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
     process::apply_rlimits(p)?;
     process::apply_oom_score_adj(p)?;
+    // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: load it while we still
+    // have it (crun does the same); with noNewPrivileges it is the last step before execve.
+    if !p.no_new_privileges().unwrap_or(false) {
+        if let Some(f) = a.seccomp.take() {
+            glue::seccomp::apply(f)?;
+        }
+    }
     let caps = p.capabilities().as_ref();
     process::apply_bounding(caps)?;
     process::apply_user(p)?;
