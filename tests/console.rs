@@ -7,3 +7,8 @@ mod common;
 fn c_test_console_pty() {
     common::run_c_test("test_console_pty", &[]);
 }
+
+#[test]
+fn c_test_console_socket() {
+    common::run_c_test("test_console_socket", &[]);
+}
