@@ -12,3 +12,8 @@ fn c_test_console_pty() {
 fn c_test_console_socket() {
     common::run_c_test("test_console_socket", &[]);
 }
+
+#[test]
+fn c_test_console_handoff() {
+    common::run_c_test("test_console_handoff", &[]);
+}
