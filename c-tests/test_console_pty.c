@@ -290,7 +290,7 @@ container_child (void)
   int m, s, fd;
 
   check_failures = 0;
-  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+  if (unshare (CLONE_NEWNS) < 0 || mount ("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
     {
       perror ("unshare/mount private");
       return 1;

@@ -203,6 +203,8 @@ test_bad_paths (void)
             _exit (2);
           r = libcrun_open_unix_domain_client_socket (p, 0, &err);
           CHECK_ERR (r, err, EACCES, p);
+          free (p); /* the child's copies, for valgrind's leak check */
+          free (tmp);
           _exit (check_failures ? 1 : 0);
         }
       CHECK (child_ok (pid));
