@@ -59,6 +59,12 @@ test_new_terminal (void)
   CHECK (isatty (master));
   /* The master is opened O_RDWR|O_NOCTTY. */
   CHECK_INT (fcntl (master, F_GETFL) & O_ACCMODE, O_RDWR);
+  /* The slave was never opened and closed behind the caller's back: the master is not hung up
+     (a receiver polling it before the container opens the slave must not see POLLHUP). */
+  {
+    struct pollfd p = { .fd = master, .events = POLLIN };
+    CHECK_INT (poll (&p, 1, 0), 0);
+  }
   free (path);
   close (master);
 
