@@ -6,6 +6,8 @@
 #include "console_util.h"
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <time.h>
 
 static char *tmp;
@@ -228,6 +230,76 @@ test_timeouts_and_hostile (void)
   free (path);
 }
 
+static volatile sig_atomic_t alarms;
+
+static void
+on_alarm (int sig)
+{
+  (void) sig;
+  alarms++;
+}
+
+/* A timer interrupts the blocking calls every 2 ms (no SA_RESTART): they must retry EINTR. */
+static void
+test_eintr (void)
+{
+  libcrun_error_t err = NULL;
+  char *path = sock_path ("eintr.sock");
+  struct sigaction sa, old;
+  struct itimerval it = { { 0, 2000 }, { 0, 2000 } }, off = { { 0, 0 }, { 0, 0 } };
+  struct timespec t0;
+  int l = libcrun_open_unix_domain_socket (path, 0, &err), fd, pair[2];
+  pid_t pid;
+  CHECK_OK (l, err);
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigemptyset (&sa.sa_mask);
+  sa.sa_flags = 0;
+  CHECK_INT (sigaction (SIGALRM, &sa, &old), 0);
+  CHECK_INT (setitimer (ITIMER_REAL, &it, NULL), 0);
+
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  CHECK_ERR (libcrun_receive_console_fd (l, 200, &err), err, ETIMEDOUT, "timed out");
+  CHECK (ms_since (&t0) >= 190);
+
+  pid = fork ();
+  if (pid == 0)
+    {
+      char *pty = NULL;
+      int m;
+      usleep (100000);
+      m = libcrun_new_terminal (&pty, &err);
+      _exit (m >= 0 && libcrun_send_console_socket (path, m, &err) == 0 ? 0 : 1);
+    }
+  fd = libcrun_receive_console_fd (l, 5000, &err);
+  CHECK_OK (fd, err);
+  if (fd >= 0)
+    close (fd);
+  CHECK (child_ok (pid));
+
+  CHECK_OK (libcrun_create_socket_pair (pair, &err), err);
+  pid = fork ();
+  if (pid == 0)
+    {
+      usleep (100000);
+      _exit (libcrun_send_fd_to_socket (pair[1], 0, &err) == 0 ? 0 : 1);
+    }
+  fd = libcrun_receive_fd_from_socket (pair[0], &err);
+  CHECK_OK (fd, err);
+  if (fd >= 0)
+    close (fd);
+  CHECK (child_ok (pid));
+
+  CHECK_INT (setitimer (ITIMER_REAL, &off, NULL), 0);
+  CHECK_INT (sigaction (SIGALRM, &old, NULL), 0);
+  CHECK (alarms > 20);
+  close (pair[0]);
+  close (pair[1]);
+  close (l);
+  unlink (path);
+  free (path);
+}
+
 static void
 test_many_handoffs (void)
 {
@@ -294,6 +366,7 @@ main (void)
   free (dir);
   test_wire_format ();
   test_timeouts_and_hostile ();
+  test_eintr ();
   test_many_handoffs ();
   rm_rf (tmp);
   free (tmp);
