@@ -268,8 +268,13 @@ test_eintr (void)
       char *pty = NULL;
       int m;
       usleep (100000);
+      int ok;
       m = libcrun_new_terminal (&pty, &err);
-      _exit (m >= 0 && libcrun_send_console_socket (path, m, &err) == 0 ? 0 : 1);
+      ok = m >= 0 && libcrun_send_console_socket (path, m, &err) == 0;
+      free (pty); /* the child's copies, for valgrind's leak check */
+      free (path);
+      free (tmp);
+      _exit (ok ? 0 : 1);
     }
   fd = libcrun_receive_console_fd (l, 5000, &err);
   CHECK_OK (fd, err);
@@ -281,8 +286,12 @@ test_eintr (void)
   pid = fork ();
   if (pid == 0)
     {
+      int ok;
       usleep (100000);
-      _exit (libcrun_send_fd_to_socket (pair[1], 0, &err) == 0 ? 0 : 1);
+      ok = libcrun_send_fd_to_socket (pair[1], 0, &err) == 0;
+      free (path);
+      free (tmp);
+      _exit (ok ? 0 : 1);
     }
   fd = libcrun_receive_fd_from_socket (pair[0], &err);
   CHECK_OK (fd, err);
