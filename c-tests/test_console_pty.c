@@ -212,6 +212,11 @@ test_raw (void)
   CHECK_INT (raw.c_lflag & ICANON, 0);
   libcrun_restore_terminal (NULL);
   libcrun_free_terminal_status (NULL);
+  /* The saved status is malloc'd: a caller may also just free() it. */
+  saved = NULL;
+  CHECK_OK (libcrun_set_raw (slave, &saved, &err), err);
+  CHECK (saved != NULL);
+  free (saved);
 
   CHECK_ERR (libcrun_set_raw (-1, &saved, &err), err, EBADF, "-1");
   null = open ("/dev/null", O_RDWR | O_CLOEXEC);

@@ -85,8 +85,8 @@ int libcrun_set_stdio(const char *pty_path, libcrun_error_t *err);
 
 /*
  Put the terminal `fd` in raw mode (crun's `libcrun_set_raw`).  When `saved` is not NULL,
- `*saved` receives the previous settings: pass it to `libcrun_restore_terminal` (restore and
- free) or `libcrun_free_terminal_status` (free only).  Returns 0.
+ `*saved` receives the previous settings (malloc'd): pass it to `libcrun_restore_terminal`
+ (restore and free) or `libcrun_free_terminal_status` / `free()` (free only).  Returns 0.
 
  # Safety
  `saved` is NULL or valid for writing one pointer.
