@@ -38,6 +38,20 @@ read_some (int fd, char *buf, size_t len)
   return -1;
 }
 
+/* Read until `needle` shows up (earlier output, e.g. echoes, may come first). */
+static int
+read_until (int fd, const char *needle)
+{
+  char acc[1024] = "", buf[256];
+  int i;
+  for (i = 0; i < 10 && strstr (acc, needle) == NULL; i++)
+    if (read_some (fd, buf, sizeof buf) > 0 && strlen (acc) + strlen (buf) < sizeof acc)
+      strcat (acc, buf);
+  if (strstr (acc, needle) == NULL)
+    fprintf (stderr, "read_until: got \"%s\", wanted \"%s\"\n", acc, needle);
+  return strstr (acc, needle) != NULL;
+}
+
 static void
 get_size (int fd, int *rows, int *cols)
 {
@@ -267,6 +281,31 @@ test_set_stdio (void)
     }
   CHECK (read_some (master, buf, sizeof buf) > 0);
   CHECK_CONTAINS (buf, "from-child");
+  CHECK_INT (write (master, "done\n", 5), 5);
+  CHECK (child_ok (pid));
+
+  /* With stdin closed, open() returns 0 itself: it must stay open and lose FD_CLOEXEC. */
+  pid = fork ();
+  if (pid == 0)
+    {
+      int before_fds, ok = 1;
+      char *name;
+      setsid ();
+      close (0);
+      before_fds = count_fds ();
+      if (libcrun_set_stdio (path, &err) < 0)
+        _exit (2);
+      name = ttyname (0);
+      ok &= name != NULL && strcmp (name, path) == 0;
+      ok &= !is_cloexec (0) && isatty (1) && isatty (2);
+      ok &= count_fds () == before_fds + 1; /* only fd 0 is new */
+      if (ok && write (1, "fd0-ok\n", 7) != 7)
+        _exit (4);
+      if (ok && read (0, buf, sizeof buf) <= 0)
+        _exit (5);
+      _exit (ok ? 0 : 3);
+    }
+  CHECK (read_until (master, "fd0-ok"));
   CHECK_INT (write (master, "done\n", 5), 5);
   CHECK (child_ok (pid));
 
