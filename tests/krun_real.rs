@@ -239,9 +239,10 @@ fn real_microvm_boot() {
         .lines()
         .filter(|l| l.starts_with("flags"))
         .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
-    let pvm = std::fs::read_to_string("/proc/modules")
-        .unwrap_or_default()
-        .contains("kvm_pvm");
+    let pvm = Path::new("/sys/module/kvm_pvm").exists()
+        || std::fs::read_to_string("/proc/modules")
+            .unwrap_or_default()
+            .contains("kvm_pvm");
     if pvm || !hw_virt {
         eprintln!(
             "skipped: booting a real microVM needs hardware KVM (VMX/SVM) and libkrunfw.so.5; \
