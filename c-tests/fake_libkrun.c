@@ -220,6 +220,8 @@ krun_add_net_unixstream (uint32_t ctx, const char *path, int fd, uint8_t *const 
             flags);
   FAIL_IF_ASKED ("krun_add_net_unixstream");
   CHECK_CTX (ctx);
+  if (path == NULL && fcntl (fd, F_GETFD) < 0)
+    return -EBADF;
   return 0;
 }
 

@@ -737,3 +737,117 @@ fn close_fds_keeps_preserved_descriptors() {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
 }
+
+/// A fake `passt` on `PATH` that logs its arguments to `$FAKE_PASST_LOG` and exits with
+/// `$FAKE_PASST_EXIT` (as if it had daemonized).
+fn fake_passt_path(case: &Case, with_passt: bool) -> std::ffi::OsString {
+    let bin = case.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    if with_passt {
+        let p = bin.join("passt");
+        std::fs::write(
+            &p,
+            "#!/bin/sh\necho \"$@\" >> \"$FAKE_PASST_LOG\"\nexit ${FAKE_PASST_EXIT:-0}\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let old = std::env::var_os("PATH").unwrap_or_default();
+    std::env::set_var("PATH", &bin);
+    std::env::set_var("FAKE_PASST_LOG", case.dir.join("passt.log"));
+    old
+}
+
+#[test]
+fn passt_networking() {
+    require_root!();
+    let _g = lock();
+    let s = spec(&[("krun.use_passt", "1")], &["/x"]);
+    // Build the fakes before PATH is pointed at the fake passt (cc needs the real PATH).
+    let _ = fake_dirs();
+
+    let case = Case::new("passt");
+    let old = fake_passt_path(&case, true);
+    std::env::remove_var("FAKE_PASST_EXIT");
+    let (o, calls) = full_run(&case, &fake_dirs().0, &s, None, Some("0"));
+    std::env::set_var("PATH", &old);
+    assert!(matches!(o, Outcome::Exited(0)), "{o:?}");
+    let passt = std::fs::read_to_string(case.dir.join("passt.log")).unwrap();
+    let fd: i32 = passt
+        .trim()
+        .strip_prefix("-t all -u all --no-dhcp-dns --no-map-gw --fd ")
+        .unwrap_or_else(|| panic!("passt args: {passt}"))
+        .parse()
+        .unwrap();
+    let net = find(&calls, "krun_add_net_unixstream").expect("net configured");
+    let our_fd: i32 = net
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("fd="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(our_fd >= 3 && our_fd != fd, "{net}");
+    assert!(
+        net.ends_with(&format!(
+            "path=(null) fd={our_fd} features={} flags=2",
+            crun::handlers::krun::COMPAT_NET_FEATURES
+        )),
+        "{net}"
+    );
+
+    // An old libkrun rejecting the flags gets a retry without them; the final error is named.
+    let case = Case::new("passt-retry");
+    let old = fake_passt_path(&case, true);
+    let (o, calls) = full_run(
+        &case,
+        &fake_dirs().0,
+        &s,
+        Some("krun_add_net_unixstream:22"),
+        Some("0"),
+    );
+    std::env::set_var("PATH", &old);
+    let nets: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("krun_add_net_unixstream"))
+        .collect();
+    assert_eq!(nets.len(), 2, "{calls:?}");
+    assert!(nets[0].ends_with("flags=2") && nets[1].ends_with("flags=0"));
+    match o {
+        Outcome::Error(e, m) => {
+            assert_eq!((e, m.as_str()), (libc::EINVAL, "krun_add_net_unixstream"))
+        }
+        o => panic!("{o:?}"),
+    }
+
+    // passt failing or missing is reported before the VM is configured.
+    let case = Case::new("passt-fail");
+    let old = fake_passt_path(&case, true);
+    std::env::set_var("FAKE_PASST_EXIT", "3");
+    let (o, calls) = full_run(&case, &fake_dirs().0, &s, None, Some("0"));
+    std::env::remove_var("FAKE_PASST_EXIT");
+    std::env::set_var("PATH", &old);
+    match o {
+        Outcome::Error(e, m) => {
+            assert_eq!(
+                (e, m.as_str()),
+                (0, "start passt: `passt` exited with status 3")
+            )
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(calls, ["krun_create_ctx"]);
+
+    let case = Case::new("passt-missing");
+    let old = fake_passt_path(&case, false);
+    let (o, _) = full_run(&case, &fake_dirs().0, &s, None, Some("0"));
+    std::env::set_var("PATH", &old);
+    match o {
+        Outcome::Error(e, m) => {
+            assert_eq!(
+                (e, m.as_str()),
+                (libc::ENOENT, "start passt: execute `passt`")
+            )
+        }
+        o => panic!("{o:?}"),
+    }
+}

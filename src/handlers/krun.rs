@@ -45,6 +45,12 @@ const MAX_DEFAULT_CPUS: usize = 16;
 /// virglrenderer's `VIRGL_RENDERER_RENDER_SERVER` flag.
 const VIRGLRENDERER_RENDER_SERVER: u32 = 1 << 9;
 const VIRGL_RENDER_SERVER: &str = "/usr/libexec/virgl_render_server";
+/// The MAC address crun gives the passt-backed interface.
+const PASST_MAC: [u8; 6] = [0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xee];
+/// libkrun's `COMPAT_NET_FEATURES`: CSUM, GUEST_CSUM, GUEST_TSO4, GUEST_UFO, HOST_TSO4, HOST_UFO.
+pub const COMPAT_NET_FEATURES: u32 = 1 | (1 << 1) | (1 << 7) | (1 << 10) | (1 << 11) | (1 << 14);
+/// libkrun's `NET_FLAG_DHCP_CLIENT` (1.18+).
+pub const NET_FLAG_DHCP_CLIENT: u32 = 1 << 1;
 
 /// libkrun build flavours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +95,7 @@ pub struct VmSettings {
     pub ram_mib: u32,
     pub gpu_flags: u32,
     pub nested_virt: bool,
+    pub use_passt: bool,
     pub virtiofs_tag: String,
     pub virtiofs_shm_size: u64,
     pub kernel: Option<KernelConfig>,
@@ -230,14 +237,8 @@ pub fn vm_settings(
     .unwrap_or(0);
     let nested_virt =
         int_setting(spec, vm, Some("krun.nested_virt"), "nested_virt")?.is_some_and(|(n, _)| n > 0);
-    if let Some((n, what)) = int_setting(spec, vm, Some("krun.use_passt"), "use_passt")? {
-        if n > 0 {
-            return Err(Error::new(
-                libc::ENOTSUP,
-                format!("{what}: passt networking is not supported by crun-rs yet"),
-            ));
-        }
-    }
+    let use_passt =
+        int_setting(spec, vm, Some("krun.use_passt"), "use_passt")?.is_some_and(|(n, _)| n > 0);
 
     let virtiofs_tag = str_setting(vm, "virtiofs_tag")?
         .unwrap_or(DEFAULT_VIRTIOFS_TAG)
@@ -276,6 +277,7 @@ pub fn vm_settings(
         ram_mib,
         gpu_flags,
         nested_virt,
+        use_passt,
         virtiofs_tag,
         virtiofs_shm_size,
         kernel,
@@ -310,6 +312,7 @@ type AddVirtiofs2Fn = unsafe extern "C" fn(u32, *const c_char, *const c_char, u6
 type SetVmConfigFn = unsafe extern "C" fn(u32, u8, u32) -> i32;
 type SetExecFn =
     unsafe extern "C" fn(u32, *const c_char, *const *const c_char, *const *const c_char) -> i32;
+type AddNetUnixstreamFn = unsafe extern "C" fn(u32, *const c_char, i32, *mut u8, u32, u32) -> i32;
 type SetKernelFn =
     unsafe extern "C" fn(u32, *const c_char, u32, *const c_char, *const c_char) -> i32;
 
@@ -374,6 +377,8 @@ pub struct KrunHandler {
     libs: [Option<KrunLib>; 3],
     devices: Option<HostDevices>,
     vm_config: Option<Map<String, Value>>,
+    /// Our end of the socket pair shared with passt (`krun.use_passt`).
+    passt_fd: Option<OwnedFd>,
 }
 
 impl KrunHandler {
@@ -418,6 +423,7 @@ impl KrunHandler {
             libs,
             devices: None,
             vm_config: None,
+            passt_fd: None,
         })
     }
 
@@ -497,6 +503,14 @@ impl KrunHandler {
     /// libraries loaded) in the container's `/dev` unless the configuration lists them.
     fn after_mounts(&mut self, info: &ContainerInfo, rootfs: &Path) -> Result<()> {
         let devs = self.devices()?;
+        let sev_file = open_dir(rootfs)
+            .map(|d| exists_in_dir(&d, SEV_FILE))
+            .unwrap_or(false);
+        if vm_settings(info.spec, self.vm_config.as_ref(), sev_file)?.use_passt
+            && self.passt_fd.is_none()
+        {
+            self.passt_fd = Some(start_passt(devs.nitro.is_some())?);
+        }
         let listed = |p: &str| {
             info.spec
                 .linux()
@@ -716,26 +730,29 @@ fn create_device(
     Ok(())
 }
 
-/// Close every descriptor at or above `from` (crun's `mark_or_close_fds_ge_than`).  Uses
+/// Close every descriptor in `from..=to` (crun's `mark_or_close_fds_ge_than`).  Uses
 /// `close_range(2)`, which needs no `/proc`; older kernels fall back to `/proc/self/fd`, then
 /// to every number below `RLIMIT_NOFILE`.
-fn close_fds_from(from: i32) -> Result<()> {
-    let from = from.max(0) as libc::c_uint;
+fn close_fds_range(from: i32, to: i32) -> Result<()> {
+    if to < from {
+        return Ok(());
+    }
+    let (from, to) = (from.max(0) as libc::c_uint, to as libc::c_uint);
     // SAFETY: closing descriptors the container process does not need any more.
-    if unsafe { libc::close_range(from, libc::c_uint::MAX, 0) } == 0 {
+    if unsafe { libc::close_range(from, to, 0) } == 0 {
         return Ok(());
     }
     let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-            .filter(|&fd| fd >= from as i32)
+            .filter(|&fd| fd >= from as i32 && fd <= to as i32)
             .collect(),
         Err(_) => {
             let (_, max) =
                 nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                     .context("getrlimit RLIMIT_NOFILE")?;
-            (from as i32..max.min(1 << 20) as i32).collect()
+            (from as i32..max.min(1 << 20).min(u64::from(to) + 1) as i32).collect()
         }
     };
     for fd in fds {
@@ -743,6 +760,76 @@ fn close_fds_from(from: i32) -> Result<()> {
         unsafe { libc::close(fd) };
     }
     Ok(())
+}
+
+/// crun's `libkrun_start_passt`: run `passt` (from `PATH`) on one end of a socket pair in the
+/// container's network namespace and return the other end.  passt daemonizes; a failure to
+/// execute it or a nonzero exit is reported with its errno or status.
+fn start_passt(has_nitro: bool) -> Result<OwnedFd> {
+    let (ours, theirs) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .context("start passt: socketpair")?;
+    let fd = theirs.as_raw_fd();
+    let mut args = vec!["passt", "-t", "all"];
+    if !has_nitro {
+        args.extend(["-u", "all", "--no-dhcp-dns"]);
+    }
+    let fd_s = fd.to_string();
+    args.extend(["--no-map-gw", "--fd", fd_s.as_str()]);
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| cstring(a, "argument"))
+        .collect::<Result<_>>()?;
+    let argv = ptrs(&cargs);
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("start passt: pipe")?;
+    // SAFETY: the child only calls async-signal-safe functions before execvp or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::last_os_error("start passt: fork"));
+    }
+    if pid == 0 {
+        // SAFETY: in the child: keep `theirs` across exec, silence output, exec passt; on
+        // failure send errno through the CLOEXEC pipe.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null >= 0 {
+                libc::dup2(null, 1);
+                libc::dup2(null, 2);
+            }
+            libc::execvp(argv[0], argv.as_ptr());
+            let e = *libc::__errno_location();
+            libc::write(err_w.as_raw_fd(), (&e as *const i32).cast(), 4);
+            libc::_exit(127);
+        }
+    }
+    drop(err_w);
+    drop(theirs);
+    let mut buf = [0u8; 4];
+    let n = nix::unistd::read(err_r.as_raw_fd(), &mut buf).unwrap_or(0);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .context("start passt: waitpid")?;
+    if n == 4 {
+        return Err(Error::new(
+            i32::from_ne_bytes(buf),
+            "start passt: execute `passt`",
+        ));
+    }
+    match status {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(ours),
+        nix::sys::wait::WaitStatus::Exited(_, c) => Err(Error::msg(format!(
+            "start passt: `passt` exited with status {c}"
+        ))),
+        other => Err(Error::msg(format!(
+            "start passt: `passt` ended with {other:?}"
+        ))),
+    }
 }
 
 fn c_array(items: &[String], what: &str) -> Result<Vec<CString>> {
@@ -811,7 +898,15 @@ impl LoadedHandler for KrunHandler {
     }
 
     fn close_fds(&mut self, preserve_fds: i32) -> Result<()> {
-        close_fds_from(3 + preserve_fds.max(0))
+        let from = 3 + preserve_fds.max(0);
+        match self.passt_fd.as_ref().map(|f| f.as_raw_fd()) {
+            // Keep the passt socket: close below and above it.
+            Some(p) if p >= from => {
+                close_fds_range(from, p - 1)?;
+                close_fds_range(p + 1, i32::MAX)
+            }
+            _ => close_fds_range(from, i32::MAX),
+        }
     }
 
     /// crun's `libkrun_exec`: pick the flavour, configure the VM and enter it.  Every setting
@@ -934,6 +1029,36 @@ impl LoadedHandler for KrunHandler {
                 let nested: CtxBoolFn = k.require("krun_set_nested_virt")?;
                 krun_result("krun_set_nested_virt", nested(ctx, true))?;
             }
+            if s.use_passt {
+                let Some(fd) = self.passt_fd.as_ref().map(|f| f.as_raw_fd()) else {
+                    crate::bail!(
+                        libc::EINVAL,
+                        "krun.use_passt: passt was not started (AfterMounts did not run)"
+                    );
+                };
+                let add_net: AddNetUnixstreamFn = k.require("krun_add_net_unixstream")?;
+                let mut mac = PASST_MAC;
+                let mut r = add_net(
+                    ctx,
+                    std::ptr::null(),
+                    fd,
+                    mac.as_mut_ptr(),
+                    COMPAT_NET_FEATURES,
+                    NET_FLAG_DHCP_CLIENT,
+                );
+                if r == -libc::EINVAL {
+                    // libkrun before 1.18 knows no flags.
+                    r = add_net(
+                        ctx,
+                        std::ptr::null(),
+                        fd,
+                        mac.as_mut_ptr(),
+                        COMPAT_NET_FEATURES,
+                        0,
+                    );
+                }
+                krun_result("krun_add_net_unixstream", r)?;
+            }
             if let (Some((path, initrd, cmdline)), Some(kc)) = (&kernel, &s.kernel) {
                 let set_kernel: SetKernelFn = k.require("krun_set_kernel")?;
                 krun_result(
@@ -1008,11 +1133,10 @@ mod tests {
             ("krun.cpus", "256", "at most 255"),
             ("krun.ram_mib", "4294967296", "annotation `krun.ram_mib`"),
             ("krun.variant", "tdx", "annotation `krun.variant`"),
-            ("krun.use_passt", "1", "passt"),
         ] {
             let e = vm_settings(&spec(&[(k, v)]), None, false).unwrap_err();
             assert!(e.message().contains(needle), "{k}={v}: {}", e.message());
-            assert!(e.errno() == libc::EINVAL || k == "krun.use_passt");
+            assert_eq!(e.errno(), libc::EINVAL);
         }
         let e = vm_settings(
             &spec(&[]),
