@@ -48,8 +48,11 @@ const VIRGL_RENDER_SERVER: &str = "/usr/libexec/virgl_render_server";
 /// The MAC address crun gives the passt-backed interface.
 const PASST_MAC: [u8; 6] = [0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xee];
 /// libkrun's `COMPAT_NET_FEATURES`: CSUM, GUEST_CSUM, GUEST_TSO4, GUEST_UFO, HOST_TSO4, HOST_UFO.
+/// (Not in libcrun.h: it would clash with libkrun.h.)
+/// cbindgen:ignore
 pub const COMPAT_NET_FEATURES: u32 = 1 | (1 << 1) | (1 << 7) | (1 << 10) | (1 << 11) | (1 << 14);
 /// libkrun's `NET_FLAG_DHCP_CLIENT` (1.18+).
+/// cbindgen:ignore
 pub const NET_FLAG_DHCP_CLIENT: u32 = 1 << 1;
 
 /// libkrun build flavours.
