@@ -851,3 +851,53 @@ fn passt_networking() {
         o => panic!("{o:?}"),
     }
 }
+
+#[test]
+fn dev_kvm_is_bind_mounted_inside_a_user_namespace() {
+    require_root!();
+    let _g = lock();
+    if !Path::new("/dev/kvm").exists() {
+        eprintln!("skipped: no /dev/kvm on this host");
+        return;
+    }
+    let case = Case::new("userns");
+    fake_env(&case, None, None);
+    let mut s = spec(&[], &["/x"]);
+    let mut h = load(&fake_dirs().0, &s).unwrap();
+    h.modify_oci_configuration(&mut s).unwrap();
+    // SAFETY: the child only sets up namespaces, runs AfterMounts and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = (|| -> Result<(), String> {
+            nix::sched::unshare(
+                nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNS,
+            )
+            .map_err(|e| format!("unshare: {e}"))?;
+            std::fs::write("/proc/self/setgroups", "deny").map_err(|e| e.to_string())?;
+            std::fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| e.to_string())?;
+            std::fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| e.to_string())?;
+            h.configure_container(Phase::AfterMounts, &case.info(&s), &case.rootfs)
+                .map_err(|e| e.to_string())?;
+            let md = std::fs::metadata(case.rootfs.join("dev/kvm")).map_err(|e| e.to_string())?;
+            if !md.file_type().is_char_device() || md.rdev() != libc::makedev(10, 232) {
+                return Err(format!("not the kvm node: {md:?}"));
+            }
+            Ok(())
+        })();
+        if let Err(e) = &code {
+            eprintln!("userns child: {e}");
+        }
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(if code.is_ok() { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status:#x}"
+    );
+    // Outside the child's mount namespace only the placeholder file is left.
+    let md = std::fs::symlink_metadata(case.rootfs.join("dev/kvm")).unwrap();
+    assert!(md.file_type().is_file() && md.len() == 0);
+}
