@@ -901,3 +901,50 @@ fn dev_kvm_is_bind_mounted_inside_a_user_namespace() {
     let md = std::fs::symlink_metadata(case.rootfs.join("dev/kvm")).unwrap();
     assert!(md.file_type().is_file() && md.len() == 0);
 }
+
+#[test]
+fn gpu_and_nested_virt_options() {
+    require_root!();
+    let _g = lock();
+    let s = spec(
+        &[("krun.gpu_flags", "3"), ("krun.nested_virt", "1")],
+        &["/x"],
+    );
+
+    // virtio-gpu needs /dev/dri in the container: a clear error before the VM is configured.
+    let case = Case::new("gpu-nodri");
+    let (o, calls) = full_run(&case, &fake_dirs().0, &s, None, Some("0"));
+    match o {
+        Outcome::Error(e, m) => {
+            assert_eq!(e, libc::ENOENT);
+            assert!(m.contains("/dev/dri"), "{m}");
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(calls, ["krun_create_ctx"]);
+
+    let case = Case::new("gpu");
+    std::fs::create_dir_all(case.rootfs.join("dev/dri")).unwrap();
+    let (o, calls) = full_run(&case, &fake_dirs().0, &s, None, Some("0"));
+    assert!(matches!(o, Outcome::Exited(0)), "{o:?}");
+    assert!(find(&calls, "krun_set_gpu_options")
+        .unwrap()
+        .ends_with("flags=3"));
+    assert!(find(&calls, "krun_check_nested_virt").is_some());
+    assert!(find(&calls, "krun_set_nested_virt")
+        .unwrap()
+        .ends_with("enabled=1"));
+
+    // The render-server flag (1 << 9) also needs the server binary.
+    let case = Case::new("gpu-rs");
+    std::fs::create_dir_all(case.rootfs.join("dev/dri")).unwrap();
+    let s = spec(&[("krun.gpu_flags", "512")], &["/x"]);
+    let (o, _) = full_run(&case, &fake_dirs().0, &s, None, Some("0"));
+    match o {
+        Outcome::Error(e, m) => {
+            assert_eq!(e, libc::ENOENT);
+            assert!(m.contains("/usr/libexec/virgl_render_server"), "{m}");
+        }
+        o => panic!("{o:?}"),
+    }
+}
