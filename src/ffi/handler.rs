@@ -435,3 +435,153 @@ pub unsafe extern "C" fn libcrun_handler_instance_free(instance: *mut custom_han
         libc::free(instance.cast());
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The built-in krun C vtable driven like a C runtime would, against the fake libkrun:
+    //! load, modify, BEFORE_USERNS, then in a forked child AFTER_MOUNTS, chroot and run_func.
+    use super::*;
+    use crate::ffi::types::{libcrun_container_s, libcrun_context_s, string_map};
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+
+    fn build_fake(dir: &Path) -> PathBuf {
+        let out = dir.join("libkrun.so.1");
+        let st = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-Wl,-soname,libkrun.so.1", "-o"])
+            .arg(&out)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("c-tests/fake_libkrun.c"))
+            .status()
+            .expect("run cc");
+        assert!(st.success());
+        out
+    }
+
+    /// Runs the whole flow in a child; returns (exit status, stderr).
+    fn run_child(fail: Option<&str>) -> (i32, String) {
+        let dir = std::env::temp_dir().join(format!(
+            "crun-rs-krun-cvt-{}-{}",
+            std::process::id(),
+            fail.is_some()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("dev")).unwrap();
+        let fake = build_fake(&dir);
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.0",
+            "root": {"path": rootfs},
+            "process": {"args": ["/x"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "annotations": {"krun.cpus": "1"}
+        }))
+        .unwrap();
+        let mut pipe = [0; 2];
+        // SAFETY: plain pipe creation.
+        assert_eq!(
+            unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) },
+            0
+        );
+        // SAFETY: the child drives the vtable and _exits; it shares nothing with the parent.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: single-threaded child: environment and fd set-up, then C calls into our
+            // own vtable with pointers to live locals.
+            unsafe {
+                libc::dup2(pipe[1], 2);
+                libc::setenv(c"FAKE_KRUN_EXIT".as_ptr(), c"3".as_ptr(), 1);
+                if let Some(f) = fail {
+                    let f = CString::new(f).unwrap();
+                    libc::setenv(c"FAKE_KRUN_FAIL".as_ptr(), f.as_ptr(), 1);
+                }
+                // Once loaded, `dlopen ("libkrun.so.1")` finds it by soname.
+                let p = CString::new(fake.to_str().unwrap()).unwrap();
+                if libc::dlopen(p.as_ptr(), libc::RTLD_NOW).is_null() {
+                    libc::_exit(40);
+                }
+                let vt = &KRUN_VTABLE.0;
+                let mut err: libcrun_error_t = std::ptr::null_mut();
+                let mut cookie: *mut c_void = std::ptr::null_mut();
+                if vt.load.unwrap()(&mut cookie, &mut err) != 0 {
+                    libc::_exit(41);
+                }
+                let mut def = runtime_spec_schema_config_schema { spec: spec.clone() };
+                let mut ann = string_map { entries: vec![] };
+                let id = c"ctr";
+                let bundle = CString::new(dir.to_str().unwrap()).unwrap();
+                let root = CString::new(dir.join("state").to_str().unwrap()).unwrap();
+                let mut ctx: libcrun_context_s = std::mem::zeroed();
+                ctx.id = id.as_ptr();
+                ctx.bundle = bundle.as_ptr();
+                ctx.state_root = root.as_ptr();
+                let mut c: libcrun_container_s = std::mem::zeroed();
+                c.container_def = &mut def;
+                c.annotations = &mut ann;
+                c.context = &mut ctx;
+                c.proc_fd = -1;
+                if vt.modify_oci_configuration.unwrap()(cookie, &mut ctx, &mut def, &mut err) != 0 {
+                    libc::_exit(42);
+                }
+                let rfs = CString::new(rootfs.to_str().unwrap()).unwrap();
+                let cc = vt.configure_container.unwrap();
+                if cc(
+                    cookie,
+                    handler_configure_phase::HANDLER_CONFIGURE_BEFORE_USERNS,
+                    &mut ctx,
+                    &mut c,
+                    rfs.as_ptr(),
+                    &mut err,
+                ) != 0
+                    || cc(
+                        cookie,
+                        handler_configure_phase::HANDLER_CONFIGURE_AFTER_MOUNTS,
+                        &mut ctx,
+                        &mut c,
+                        rfs.as_ptr(),
+                        &mut err,
+                    ) != 0
+                {
+                    libc::_exit(43);
+                }
+                if libc::chroot(rfs.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    libc::_exit(44);
+                }
+                let a0 = c"/x";
+                let argv = [a0.as_ptr() as *mut c_char, std::ptr::null_mut()];
+                vt.run_func.unwrap()(cookie, &mut c, a0.as_ptr(), argv.as_ptr());
+                libc::_exit(45);
+            }
+        }
+        // SAFETY: our copy of the write end; the read end is ours.
+        unsafe { libc::close(pipe[1]) };
+        let mut err = String::new();
+        unsafe { std::fs::File::from_raw_fd(pipe[0]) }
+            .read_to_string(&mut err)
+            .unwrap();
+        let mut status = 0;
+        // SAFETY: waiting for our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(libc::WIFEXITED(status));
+        (libc::WEXITSTATUS(status), err)
+    }
+
+    #[test]
+    fn krun_c_vtable_runs_and_reports_errors_like_crun() {
+        // SAFETY: plain getter.
+        if unsafe { libc::geteuid() } != 0 || !Path::new("/dev/kvm").exists() {
+            eprintln!("skipped: needs root (chroot, mknod) and /dev/kvm");
+            return;
+        }
+        let (st, err) = run_child(None);
+        assert_eq!(st, 3, "the fake VM's exit status; stderr: {err}");
+        // crun's behaviour: the error is printed and the process exits with status 1.
+        let (st, err) = run_child(Some("krun_start_enter:22"));
+        assert_eq!(st, 1, "stderr: {err}");
+        assert!(
+            err.contains("could not start krun: Invalid argument"),
+            "{err}"
+        );
+        assert!(!err.contains("Unknown error"), "{err}");
+    }
+}
