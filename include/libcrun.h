@@ -42,6 +42,16 @@
 #define LIBCRUN_CREATE_OPTIONS_PREFORK (1 << 0)
 
 /*
+ The longest id accepted (crun's names end up in paths and cgroup names).
+ */
+#define MAX_ID_LEN 1024
+
+/*
+ Largest packet we send or accept.
+ */
+#define MAX_MSG 8192
+
+/*
  `enum handler_configure_phase`.
  */
 enum handler_configure_phase {
