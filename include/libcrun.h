@@ -52,7 +52,17 @@
 #define MAX_MSG 8192
 
 /*
- The handler manager.  Opaque to C.
+ `enum handler_configure_phase`.
+ */
+enum handler_configure_phase {
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_BEFORE_MOUNTS = 1,
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_AFTER_MOUNTS = 2,
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_MOUNTS = 3,
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_BEFORE_USERNS = 4,
+};
+
+/*
+ The handler manager.  Opaque to C (`libcrun_handler_manager_create` / `_free`).
  */
 struct custom_handler_manager_s;
 
@@ -155,6 +165,49 @@ struct libcrun_container_exec_options_s {
 };
 
 /*
+ `struct custom_handler_s`: crun's handler vtable, 11 members in crun's order (88 bytes).
+ */
+struct custom_handler_s {
+  const char *name;
+  const char *feature_string;
+  const char *alias;
+  int (*load)(void **cookie, libcrun_error_t *err);
+  int (*unload)(void *cookie, libcrun_error_t *err);
+  int (*run_func)(void *cookie,
+                  libcrun_container_t *container,
+                  const char *pathname,
+                  char *const *argv);
+  int (*exec_func)(void *cookie,
+                   libcrun_container_t *container,
+                   const char *pathname,
+                   char *const *argv);
+  int (*configure_container)(void *cookie,
+                             enum handler_configure_phase phase,
+                             libcrun_context_t *context,
+                             libcrun_container_t *container,
+                             const char *rootfs,
+                             libcrun_error_t *err);
+  int (*can_handle_container)(libcrun_container_t *container, libcrun_error_t *err);
+  int (*modify_oci_configuration)(void *cookie,
+                                  libcrun_context_t *context,
+                                  struct runtime_spec_schema_config_schema *def,
+                                  libcrun_error_t *err);
+  int (*close_fds)(void *cookie,
+                   libcrun_container_t *container,
+                   int preserve_fds,
+                   libcrun_error_t *err);
+};
+
+/*
+ crun's `struct custom_handler_instance_s`: a handler's vtable and the cookie its `load`
+ returned.
+ */
+struct custom_handler_instance_s {
+  struct custom_handler_s *vtable;
+  void *cookie;
+};
+
+/*
  `struct libcrun_container_status_s` (88 bytes): the state file's contents.
  */
 struct libcrun_container_status_s {
@@ -215,8 +268,8 @@ int libcrun_set_stdio(const char *pty_path, libcrun_error_t *err);
 
 /*
  Put the terminal `fd` in raw mode (crun's `libcrun_set_raw`).  When `saved` is not NULL,
- `*saved` receives the previous settings: pass it to `libcrun_restore_terminal` (restore and
- free) or `libcrun_free_terminal_status` (free only).  Returns 0.
+ `*saved` receives the previous settings (malloc'd): pass it to `libcrun_restore_terminal`
+ (restore and free) or `libcrun_free_terminal_status` / `free()` (free only).  Returns 0.
 
  # Safety
  `saved` is NULL or valid for writing one pointer.
@@ -615,6 +668,84 @@ int libcrun_init_logging(crun_output_handler *output_handler,
  the stderr handler.
  */
 void libcrun_set_output_handler(crun_output_handler handler, void *arg);
+
+/*
+ Create a handler manager holding the built-in handlers (krun).  Free it with
+ `libcrun_handler_manager_free`.
+
+ # Safety
+ `err` is NULL or points to a `libcrun_error_t` slot.
+ */
+struct custom_handler_manager_s *libcrun_handler_manager_create(libcrun_error_t *err);
+
+/*
+ Load every non-hidden file in `path` as a handler `.so` exporting
+ `struct custom_handler_s *run_oci_handler_get_handler (void)`.  Returns 0, or a negative
+ value with `*err` set ("cannot opendir `path`", "cannot load `file`: dlerror", ...).
+
+ # Safety
+ `manager` is NULL or from `libcrun_handler_manager_create`; `path` is NULL or a C string;
+ `err` as for every libcrun call.
+ */
+int libcrun_handler_manager_load_directory(struct custom_handler_manager_s *manager,
+                                           const char *path,
+                                           libcrun_error_t *err);
+
+/*
+ Free a manager and unload its out-of-tree handlers (crun's internal `handler_manager_free`;
+ exported here as an extra).  Free handler instances first.  NULL is ignored.
+
+ # Safety
+ `manager` is NULL or from `libcrun_handler_manager_create`, not used afterwards.
+ */
+void libcrun_handler_manager_free(struct custom_handler_manager_s *manager);
+
+/*
+ Print `+FEATURE ` for each handler that has a feature string (`+LIBKRUN `) to `out`.
+
+ # Safety
+ `manager` is NULL or a live manager; `out` is NULL or an open `FILE *`.
+ */
+void libcrun_handler_manager_print_feature_tags(struct custom_handler_manager_s *manager,
+                                                FILE *out);
+
+/*
+ The vtable of the handler called (or aliased) `name`, or NULL (crun's internal
+ `handler_by_name`, exported as an extra).  `libcrun_handler_by_name (m, "krun")` is the
+ built-in krun handler, usable as crun's `handler_libkrun`.
+
+ # Safety
+ `manager` is NULL or a live manager; `name` is NULL or a C string.
+ */
+struct custom_handler_s *libcrun_handler_by_name(struct custom_handler_manager_s *manager,
+                                                 const char *name);
+
+/*
+ Choose and load the handler for `container` (crun's rules; see `docs/krun.md`).  On return
+ `*out` is NULL (run the container normally) or a `malloc`'d instance whose `load` succeeded;
+ release it with `libcrun_handler_instance_free`.  Errors: EACCES when `context->handler`
+ and the `run.oci.handler` annotation are both set, ENOENT for an unknown handler name,
+ EINVAL for a name without a manager, or the handler's `load` error.
+
+ # Safety
+ `manager` is NULL or a live manager; `context` and `container` are NULL or valid, with
+ `container->container_def` NULL or made by this library; `out` is NULL or writable.
+ */
+int libcrun_configure_handler(struct custom_handler_manager_s *manager,
+                              libcrun_context_t *context,
+                              libcrun_container_t *container,
+                              struct custom_handler_instance_s **out,
+                              libcrun_error_t *err);
+
+/*
+ Unload and free an instance from `libcrun_configure_handler` (crun's
+ `cleanup_custom_handler_instance`).  An `unload` error is logged as a warning.  NULL is
+ ignored.
+
+ # Safety
+ `instance` is NULL or from `libcrun_configure_handler`, not used afterwards.
+ */
+void libcrun_handler_instance_free(struct custom_handler_instance_s *instance);
 
 /*
  The state directory of `id`: `<state_root>/<id>` (default root: `$XDG_RUNTIME_DIR/crun`
