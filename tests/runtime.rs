@@ -470,3 +470,55 @@ fn preserve_fds_and_no_pivot() {
     e.edit_config(|c| c["process"]["args"] = json!(["/init", "echo", "nopivot"]));
     assert_eq!(e.ok(&["run", "--no-pivot", "f2"]), "nopivot\n");
 }
+
+#[test]
+fn hooks_run_at_their_points() {
+    if !need_root("hooks_run_at_their_points") {
+        return;
+    }
+    let e = Env::new("hooks", &["/init", "pause"], |_| {});
+    let out = e.dir.join("hooks-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = e.dir.join("hook.sh");
+    std::fs::write(&script, "#!/bin/sh\ncat > \"$1\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.to_str().unwrap().to_string();
+    let h = |name: &str| json!([{"path": s, "args": ["hook.sh", out.join(format!("{name}.json")).to_str().unwrap()]}]);
+    e.edit_config(|c| {
+        c["hooks"] = json!({
+            "prestart": h("prestart"),
+            "createRuntime": h("createRuntime"),
+            "createContainer": h("createContainer"),
+            "poststart": h("poststart"),
+            "poststop": h("poststop"),
+            "startContainer": [{"path": "/init", "args": ["init", "write", "/dev/shm/started", "yes"]}],
+        });
+    });
+    e.ok(&["create", "h1"]);
+    let pid = e.state("h1")["pid"].as_i64().unwrap();
+    for k in ["prestart", "createRuntime", "createContainer"] {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("{k}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(v["id"], "h1", "{k}");
+        assert_eq!(v["pid"].as_i64().unwrap(), pid, "{k}");
+    }
+    assert!(!out.join("poststart.json").exists());
+    e.ok(&["start", "h1"]);
+    assert!(out.join("poststart.json").exists());
+    wait_until(Duration::from_secs(5), "startContainer hook", || {
+        e.run(&["exec", "h1", "/init", "cat", "/dev/shm/started"])
+            .stdout
+            == b"yes"
+    });
+    e.ok(&["delete", "-f", "h1"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("poststop.json")).unwrap()).unwrap();
+    assert_eq!(v["status"], "stopped");
+    // A failing prestart hook fails the create and leaves nothing behind.
+    e.edit_config(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/false"}]}));
+    let err = e.fails(&["create", "h2"]);
+    assert!(err.contains("prestart"), "{err}");
+    assert!(e.ids().is_empty());
+}

@@ -37,6 +37,23 @@ pub struct InitArgs<'a> {
     pub handler: Option<Box<dyn crate::handlers::LoadedHandler>>,
     pub id: String,
     pub state_dir: PathBuf,
+    /// The container's pid as the runtime sees it (sent with `Go`).
+    pub host_pid: i32,
+}
+
+/// The state document hooks get on stdin.
+fn hook_state(a: &InitArgs<'_>, status: &str) -> Result<String> {
+    let st = super::status::Status {
+        pid: a.host_pid,
+        bundle: a.bundle.to_string_lossy().into_owned(),
+        rootfs: a
+            .rootfs
+            .as_ref()
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    super::state_json(&a.id, &st, status, a.container)
 }
 
 /// Reset signal handling inherited from the parent (Rust ignores SIGPIPE; the parent may
@@ -140,7 +157,8 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     for j in &a.plan.join {
         super::namespaces::join(j)?;
     }
-    sync::expect(sock, Kind::Go, "wait for the parent")?;
+    let go = sync::expect(sock, Kind::Go, "wait for the parent")?;
+    a.host_pid = go.text.parse().unwrap_or(0);
     if a.plan.userns {
         // SAFETY: plain syscalls; root in the new user namespace once the maps are written.
         if unsafe { libc::setresgid(0, 0, 0) } < 0 {
@@ -154,6 +172,16 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
                 "setresuid to `0` in the user namespace",
             ));
         }
+    }
+    let hooks = c.spec.hooks().clone().unwrap_or_default();
+    let has_early = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
+    if has_early {
+        sync::send(sock, Kind::Hooks, 0, "")?;
+        sync::expect(sock, Kind::Go, "wait for the runtime's hooks")?;
     }
     if !a.no_new_keyring {
         // KEYCTL_JOIN_SESSION_KEYRING with a NULL name: a fresh anonymous session keyring.
@@ -211,6 +239,10 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         let root = mounts::prepare_rootfs(&setup)?;
         phase(&mut a.handler, crate::handlers::Phase::Mounts)?;
         phase(&mut a.handler, crate::handlers::Phase::AfterMounts)?;
+        // createContainer hooks: in the container's namespaces, before pivot_root.
+        if let Some(h) = hooks.create_container().as_ref().filter(|h| !h.is_empty()) {
+            glue::hooks::run(h, &hook_state(a, "created")?, "createContainer")?;
+        }
         mounts::do_pivot(&root, rootfs, a.no_pivot)?;
         drop(root);
         apply_sysctl(c)?;
@@ -334,6 +366,21 @@ fn finish(r: Ready, sock: BorrowedFd<'_>, a: &mut InitArgs<'_>) -> Error {
     }
     if let Some(fd) = a.fifo {
         if let Err(e) = wait_fifo(fd) {
+            return e;
+        }
+    }
+    // startContainer hooks: in the container, after `start`, before the user's program.
+    if let Some(h) = a
+        .container
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+        .filter(|h| !h.is_empty())
+    {
+        if let Err(e) =
+            hook_state(a, "running").and_then(|s| glue::hooks::run(&h, &s, "startContainer"))
+        {
             return e;
         }
     }

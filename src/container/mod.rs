@@ -321,6 +321,7 @@ impl Runtime {
                 handler: handler.take(),
                 id: id.to_string(),
                 state_dir: dir.clone(),
+                host_pid: 0,
             });
         }
         if let Some(saved) = saved_pidns {
@@ -347,7 +348,38 @@ impl Runtime {
                 pid,
             )?;
         }
-        sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, "")?;
+        // The container learns its host pid from `Go` (hooks' state documents carry it).
+        sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, &pid.to_string())?;
+        let early_hooks = c.spec.hooks().as_ref().map(|h| {
+            (
+                h.prestart().clone().unwrap_or_default(),
+                h.create_runtime().clone().unwrap_or_default(),
+            )
+        });
+        if let Some((prestart, create_runtime)) =
+            early_hooks.filter(|(a, b)| !a.is_empty() || !b.is_empty())
+        {
+            // prestart and createRuntime run in the runtime namespace once the container's
+            // namespaces exist, before its mounts and pivot_root (runtime-spec config.md).
+            sync::expect(
+                parent_sock.as_fd(),
+                sync::Kind::Hooks,
+                "wait for the container",
+            )?;
+            let st = Status {
+                pid,
+                bundle: bundle.to_string_lossy().into_owned(),
+                rootfs: rootfs
+                    .as_ref()
+                    .map(|r| r.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            let state = state_json(id, &st, "creating", c)?;
+            glue::hooks::run(&prestart, &state, "prestart")?;
+            glue::hooks::run(&create_runtime, &state, "createRuntime")?;
+            sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, "")?;
+        }
 
         let mut master: Option<OwnedFd> = None;
         let mut sent_console = false;
@@ -419,15 +451,6 @@ impl Runtime {
         if let Some(pf) = &ctx.pid_file {
             write_file_atomic(&absolute(pf)?, pid.to_string().as_bytes())
                 .context("write the pid file")?;
-        }
-        if let Some(h) = c.spec.hooks().as_ref() {
-            let state = state_json(id, &st, "created", c)?;
-            glue::hooks::run(h.prestart().as_deref().unwrap_or(&[]), &state, "prestart")?;
-            glue::hooks::run(
-                h.create_runtime().as_deref().unwrap_or(&[]),
-                &state,
-                "createRuntime",
-            )?;
         }
         if mode == Mode::Create {
             rb.disarm();
@@ -674,7 +697,7 @@ fn external_descriptors() -> String {
     serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
 }
 
-fn state_json(id: &str, st: &Status, s: &str, c: &Container) -> Result<String> {
+pub(crate) fn state_json(id: &str, st: &Status, s: &str, c: &Container) -> Result<String> {
     let state = State {
         oci_version: "1.0.0".into(),
         id: id.into(),

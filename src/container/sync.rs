@@ -30,6 +30,9 @@ pub enum Kind {
     Ready = 5,
     /// Exec helper → parent: the pid of the process that will exec (as text).
     Pid = 6,
+    /// Child → parent: namespaces exist, run `prestart`/`createRuntime` hooks now (before the
+    /// mounts and `pivot_root`); the parent answers `Go`.
+    Hooks = 7,
 }
 
 impl Kind {
@@ -42,6 +45,7 @@ impl Kind {
             4 => Kind::Terminal,
             5 => Kind::Ready,
             6 => Kind::Pid,
+            7 => Kind::Hooks,
             _ => return None,
         })
     }
