@@ -1,0 +1,181 @@
+//! The language bindings and the C example, run against this build's `libcrun.so.0`:
+//! `bindings/python` (pytest, and a `pip install` of the package), `bindings/go` (`go test`)
+//! and `examples/console-demo.c` (built with `pkg-config` against `make install PREFIX=<tmp>`).
+//! Each test prints `skipped: ...` and returns when its tool (python3-pytest, go, make) is
+//! missing; the container cases inside them need root and skip themselves otherwise.
+
+mod callers_common;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use callers_common as cc;
+
+fn show(what: &str, o: &Output) {
+    eprintln!(
+        "--- {what}: {}\n--- stdout:\n{}--- stderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("crun-rs-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// This build's `libcrun.so.0`.
+fn library() -> PathBuf {
+    common::libs().join("libcrun.so.0")
+}
+
+/// A Python interpreter that has `module` (Debian's pytest lives in /usr/bin/python3, which
+/// may not be the first python3 on PATH).
+fn python_with(module: &str) -> Option<PathBuf> {
+    let mut cands: Vec<PathBuf> = Vec::new();
+    if let Some(p) = cc::which("python3") {
+        cands.push(p);
+    }
+    cands.push(PathBuf::from("/usr/bin/python3"));
+    cands.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn python_dir() -> PathBuf {
+    common::root().join("bindings/python")
+}
+
+#[test]
+fn python_pytest() {
+    let Some(py) = python_with("pytest") else {
+        cc::skip(
+            "python_pytest",
+            "no python3 with pytest (apt install python3-pytest)",
+        );
+        return;
+    };
+    let o = Command::new(&py)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "tests",
+        ])
+        .current_dir(python_dir())
+        .env("CRUN_RS_LIBRARY", library())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run pytest");
+    show("pytest bindings/python/tests", &o);
+    assert!(o.status.success(), "pytest failed: {}", o.status);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(" passed"), "pytest ran no test: {out}");
+}
+
+#[test]
+fn python_pip_install() {
+    let Some(py) = python_with("pip, setuptools, wheel") else {
+        cc::skip(
+            "python_pip_install",
+            "no python3 with pip, setuptools and wheel (apt install python3-pip python3-wheel)",
+        );
+        return;
+    };
+    let dir = tempdir("pip");
+    let target = dir.join("site");
+    let o = Command::new(&py)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-index",
+            "--target",
+        ])
+        .arg(&target)
+        .arg(python_dir())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run pip");
+    show("pip install bindings/python", &o);
+    assert!(o.status.success(), "pip install failed");
+    assert!(
+        target.join("crun_rs/py.typed").is_file(),
+        "py.typed missing"
+    );
+    // The installed copy (not the source tree) imports and calls into the library.
+    let script = "import crun_rs, python_crun, sys\n\
+                  assert crun_rs.__file__.startswith(sys.argv[1]), crun_rs.__file__\n\
+                  crun_rs.set_verbosity(crun_rs.VERBOSITY_WARNING)\n\
+                  assert crun_rs.get_verbosity() == 1\n\
+                  assert python_crun.get_verbosity() == 1\n\
+                  print('ok', crun_rs.library_path())\n";
+    let o = Command::new(&py)
+        .arg("-c")
+        .arg(script)
+        .arg(&target)
+        .current_dir(&dir)
+        .env("PYTHONPATH", &target)
+        .env("CRUN_RS_LIBRARY", library())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python");
+    show("installed package", &o);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("ok "));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `.pc` file for this build (include/ and the freshly linked library).
+fn write_pc(dir: &Path) {
+    let pc = format!(
+        "prefix={root}\nlibdir={lib}\nincludedir={root}/include\n\n\
+         Name: libcrun\nDescription: crun-rs (build tree)\nVersion: 0.1.0\n\
+         Libs: -L${{libdir}} -Wl,-rpath,${{libdir}} -lcrun\nCflags: -I${{includedir}}\n",
+        root = common::root().display(),
+        lib = common::libs().display()
+    );
+    std::fs::write(dir.join("libcrun.pc"), pc).unwrap();
+}
+
+#[test]
+fn go_test() {
+    let Some(go) = cc::which("go") else {
+        cc::skip("go_test", "go not installed (apt install golang-go)");
+        return;
+    };
+    if cc::which("pkg-config").is_none() {
+        cc::skip("go_test", "pkg-config not installed");
+        return;
+    }
+    let dir = tempdir("go");
+    write_pc(&dir);
+    let o = Command::new(go)
+        .args(["test", "-count=1", "-v", "./..."])
+        .current_dir(common::root().join("bindings/go"))
+        .env("PKG_CONFIG_PATH", &dir)
+        .env("CRUN_RS_LIBRARY", library())
+        .env("GOFLAGS", "-mod=mod -buildvcs=false")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("CGO_ENABLED", "1")
+        .output()
+        .expect("run go test");
+    show("go test bindings/go", &o);
+    assert!(o.status.success(), "go test failed: {}", o.status);
+    let _ = std::fs::remove_dir_all(&dir);
+}
