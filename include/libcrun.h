@@ -64,6 +64,155 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ Create a pty pair from `/dev/ptmx` and return the master fd (`O_RDWR|O_NOCTTY|O_CLOEXEC`,
+ unlocked).  `*pty_path` receives the slave's path (e.g. `/dev/pts/3`), malloc'd: `free()` it.
+ The ptmx and the slave are verified to be of the same devpts instance (CVE-2025-52565).
+
+ # Safety
+ `pty_path` is NULL or valid for writing one pointer; `err` as for every libcrun call.
+ */
+int libcrun_new_terminal(char **pty_path, libcrun_error_t *err);
+
+/*
+ Open the pty slave `pty_path` and make it the caller's stdin, stdout, stderr and controlling
+ terminal (`dup3` onto 0, 1, 2; `ioctl(0, TIOCSCTTY)`).  Call it in a session leader
+ (after `setsid()`).  Returns 0.
+
+ # Safety
+ `pty_path` is NULL or a NUL-terminated string.
+ */
+int libcrun_set_stdio(const char *pty_path, libcrun_error_t *err);
+
+/*
+ Put the terminal `fd` in raw mode (crun's `libcrun_set_raw`).  When `saved` is not NULL,
+ `*saved` receives the previous settings: pass it to `libcrun_restore_terminal` (restore and
+ free) or `libcrun_free_terminal_status` (free only).  Returns 0.
+
+ # Safety
+ `saved` is NULL or valid for writing one pointer.
+ */
+int libcrun_set_raw(int fd, void **saved, libcrun_error_t *err);
+
+/*
+ Restore the settings saved by `libcrun_set_raw` on their terminal and free them.
+ NULL is ignored.
+
+ # Safety
+ `saved` is NULL or a pointer from `libcrun_set_raw` not yet restored or freed.
+ */
+void libcrun_restore_terminal(void *saved);
+
+/*
+ Free the settings saved by `libcrun_set_raw` without restoring them.  NULL is ignored.
+
+ # Safety
+ As `libcrun_restore_terminal`.
+ */
+void libcrun_free_terminal_status(void *saved);
+
+/*
+ Set the window size of the terminal `fd` to `rows` x `cols`.  If either is 0, the caller's
+ stdin window size is copied instead; if stdin is not a terminal nothing is done.  Returns 0.
+
+ # Safety
+ `err` as for every libcrun call.
+ */
+int libcrun_terminal_setup_size(int fd,
+                                unsigned short rows,
+                                unsigned short cols,
+                                libcrun_error_t *err);
+
+/*
+ Create an AF_UNIX socket bound to `path` (`SOCK_DGRAM` if `dgram`, else `SOCK_STREAM`,
+ listening) and return it.  Paths longer than `sun_path` are bound via `/proc/self/fd`.
+
+ # Safety
+ `path` is NULL or a NUL-terminated string.
+ */
+int libcrun_open_unix_domain_socket(const char *path, int dgram, libcrun_error_t *err);
+
+/*
+ Create an AF_UNIX socket connected to `path` and return it.  Paths longer than `sun_path`
+ are opened `O_PATH` and connected via `/proc/self/fd/N`.
+
+ # Safety
+ `path` is NULL or a NUL-terminated string.
+ */
+int libcrun_open_unix_domain_client_socket(const char *path, int dgram, libcrun_error_t *err);
+
+/*
+ `socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC)` into `pair[0]`, `pair[1]`.  Returns 0.
+
+ # Safety
+ `pair` is NULL or valid for writing two ints.
+ */
+int libcrun_create_socket_pair(int *pair, libcrun_error_t *err);
+
+/*
+ Send `fd` over the connected socket `sock`: one `sendmsg` with the payload `" "` and one
+ `SCM_RIGHTS` fd.  Returns 0.
+
+ # Safety
+ `err` as for every libcrun call.
+ */
+int libcrun_send_fd_to_socket(int sock, int fd, libcrun_error_t *err);
+
+/*
+ Like `libcrun_send_fd_to_socket` with `len` bytes of `payload` as the data (`len` 0 sends
+ `" "`: a message without data would lose the fd).  Returns 0.
+
+ # Safety
+ `payload` is NULL or valid for reading `len` bytes.
+ */
+int libcrun_send_fd_to_socket_with_payload(int sock,
+                                           int fd,
+                                           const char *payload,
+                                           size_t len,
+                                           libcrun_error_t *err);
+
+/*
+ Receive one fd from `sock` and return it (close-on-exec).  The message must carry at least
+ one data byte and exactly one `SCM_RIGHTS` fd; anything else is an error and every fd that
+ arrived is closed.
+
+ # Safety
+ `err` as for every libcrun call.
+ */
+int libcrun_receive_fd_from_socket(int sock, libcrun_error_t *err);
+
+/*
+ Like `libcrun_receive_fd_from_socket`, storing up to `len` data bytes in `buf`
+ (`buf` NULL and `len` 0: a 1-byte internal buffer, as `libcrun_receive_fd_from_socket`).
+
+ # Safety
+ `buf` is NULL or valid for writing `len` bytes.
+ */
+int libcrun_receive_fd_from_socket_with_payload(int sock,
+                                                char *buf,
+                                                size_t len,
+                                                libcrun_error_t *err);
+
+/*
+ The `--console-socket` sender: connect to `console_socket`, send `master_fd` with the 1-byte
+ payload `" "`, close the connection.  `master_fd` is checked first, so the socket is never
+ connected without an fd to send.  Returns 0.
+
+ # Safety
+ `console_socket` is NULL or a NUL-terminated string.
+ */
+int libcrun_send_console_socket(const char *console_socket, int master_fd, libcrun_error_t *err);
+
+/*
+ The `--console-socket` receiver: accept one connection on the listening socket `listen_fd`
+ and return the fd it carries (the pty master).  `timeout_ms` bounds the whole wait
+ (negative: forever); a timeout fails with `ETIMEDOUT`.
+
+ # Safety
+ `err` as for every libcrun call.
+ */
+int libcrun_receive_console_fd(int listen_fd, int timeout_ms, libcrun_error_t *err);
+
+/*
  Free `*err` and its message and set `*err` to NULL.  NULL-safe; returns 0.
 
  # Safety
