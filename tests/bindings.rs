@@ -85,7 +85,7 @@ fn python_pytest() {
 
 #[test]
 fn python_pip_install() {
-    let Some(py) = python_with("pip, setuptools, wheel") else {
+    let Some(py) = python_with("setuptools, wheel, pip") else {
         cc::skip(
             "python_pip_install",
             "no python3 with pip, setuptools and wheel (apt install python3-pip python3-wheel)",
@@ -94,6 +94,18 @@ fn python_pip_install() {
     };
     let dir = tempdir("pip");
     let target = dir.join("site");
+    // Build from a copy: setuptools writes build/ and *.egg-info next to pyproject.toml.
+    let src = dir.join("src");
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(python_dir())
+        .arg(&src)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    for junk in ["build", "src/crun_rs.egg-info"] {
+        let _ = std::fs::remove_dir_all(src.join(junk));
+    }
     let o = Command::new(&py)
         .args([
             "-m",
@@ -106,7 +118,7 @@ fn python_pip_install() {
             "--target",
         ])
         .arg(&target)
-        .arg(python_dir())
+        .arg(&src)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("run pip");
