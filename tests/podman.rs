@@ -1,0 +1,338 @@
+//! Podman (Debian's 4.3.1) with `--runtime <our crun>` and `--rootfs <busybox dir>`: no image
+//! pulls, no network.  All Podman state (storage, run root, tmp dir, events, containers.conf)
+//! lives in a per-test temporary directory.  `reference_runc` runs the same cases with Debian's
+//! runc, so a failing `crun_*` case is the runtime's.
+//!
+//! Root only; each test prints `skipped: ...` and returns when podman, conmon, busybox or the
+//! runtime is missing.  `CRUN_RS_CONMON=/path/to/conmon` selects another conmon.
+
+mod callers_common;
+mod common;
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use callers_common as cc;
+
+struct Podman {
+    dir: PathBuf,
+    runtime: PathBuf,
+}
+
+fn env_missing() -> Option<String> {
+    if !cc::is_root() {
+        return Some("needs root".into());
+    }
+    for (tool, pkg) in [("podman", "podman"), ("conmon", "conmon")] {
+        if cc::which(tool).is_none() {
+            return Some(format!("{tool} not installed (apt install {pkg})"));
+        }
+    }
+    if cc::busybox().is_none() {
+        return Some("no static busybox (apt install busybox-static)".into());
+    }
+    None
+}
+
+impl Podman {
+    fn new(tag: &str, runtime: &Path) -> Podman {
+        let dir = std::env::temp_dir().join(format!("crun-rs-podman-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::write(
+            dir.join("containers.conf"),
+            "[containers]\nnetns = \"none\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n",
+        )
+        .unwrap();
+        let p = Podman {
+            dir,
+            runtime: runtime.to_path_buf(),
+        };
+        p.make_rootfs();
+        p
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    fn make_rootfs(&self) {
+        let r = self.rootfs();
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::copy(cc::busybox().unwrap(), r.join("bin/busybox")).unwrap();
+        for a in ["sh", "echo", "cat", "sleep", "true", "tty"] {
+            symlink("busybox", r.join("bin").join(a)).unwrap();
+        }
+        std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        std::fs::write(r.join("etc/group"), "root:x:0:\ntty:x:5:\n").unwrap();
+        let ne = r.join("bin/not-executable");
+        std::fs::write(&ne, "#!/bin/sh\necho should not run\n").unwrap();
+        std::fs::set_permissions(&ne, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("runroot"))
+            .arg("--tmpdir")
+            .arg(self.dir.join("tmp"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .stdin(Stdio::null());
+        if let Ok(conmon) = std::env::var("CRUN_RS_CONMON") {
+            c.arg("--conmon").arg(conmon);
+        }
+        c
+    }
+
+    fn podman(&self, args: &[&str]) -> Output {
+        let o = self.command().args(args).output().expect("run podman");
+        eprintln!(
+            "--- podman {}: {}\nstdout: {:?}\nstderr: {:?}",
+            args.join(" "),
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    /// `podman run <opts> --rootfs <rootfs> <cmd>` with this machine's limits.
+    fn run(&self, opts: &[&str], cmd: &[&str]) -> Output {
+        let rootfs = self.rootfs();
+        let mut a: Vec<&str> = vec!["run"];
+        a.extend_from_slice(opts);
+        a.extend_from_slice(&[
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+        ]);
+        a.extend_from_slice(cmd);
+        self.podman(&a)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.command().args(["rm", "-af", "-t", "0"]).output();
+        // Unmount anything Podman left under the temporary root (shm mounts) before removing it.
+        if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let prefix = self.dir.to_string_lossy().to_string();
+            let mut points: Vec<&str> = m
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&prefix))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = Command::new("umount").arg("-l").arg(p).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn check_echo(p: &Podman) {
+    let o = p.run(&["--rm"], &["echo", "hello"]);
+    assert_eq!(o.status.code(), Some(0), "podman run --rm echo");
+    assert_eq!(stdout(&o), "hello\n");
+}
+
+fn check_echo_tty(p: &Podman) {
+    let o = p.run(&["--rm", "-t"], &["echo", "hello"]);
+    assert_eq!(o.status.code(), Some(0), "podman run --rm -t echo");
+    // The pty turns \n into \r\n.
+    assert_eq!(stdout(&o).replace('\r', ""), "hello\n");
+}
+
+fn check_not_found(p: &Podman, tty: bool) {
+    let opts: &[&str] = if tty { &["--rm", "-t"] } else { &["--rm"] };
+    let o = p.run(opts, &["/nonexistent-cmd"]);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "a nonexistent command must exit 127 (tty={tty}): {err}"
+    );
+    assert!(
+        err.contains("nonexistent-cmd") && cc::podman_not_found_re(&err),
+        "podman did not show the runtime's not-found error (tty={tty}): {err}"
+    );
+}
+
+fn check_not_executable(p: &Podman) {
+    let o = p.run(&["--rm"], &["/bin/not-executable"]);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(126),
+        "a non-executable file must exit 126: {err}"
+    );
+    assert!(
+        err.contains("not-executable") && cc::podman_permission_re(&err),
+        "podman did not show the runtime's permission error: {err}"
+    );
+}
+
+fn wait_for_status(p: &Podman, id: &str, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = p.podman(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("id={id}"),
+            "--format",
+            "{{.Status}}",
+        ]);
+        let s = stdout(&o).trim().to_string();
+        if s.starts_with(prefix) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn check_detached_lifecycle(p: &Podman) {
+    // ps + stop + rm.
+    let o = p.run(&["-d"], &["sleep", "100"]);
+    assert_eq!(o.status.code(), Some(0), "podman run -d: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "podman run -d printed no id: {id:?}");
+    let ps = p.podman(&["ps", "--format", "{{.ID}} {{.Status}}"]);
+    assert!(ps.status.success());
+    let line = stdout(&ps);
+    assert!(
+        line.starts_with(&id[..12]) && line.contains("Up"),
+        "podman ps does not show the running container: {line:?}"
+    );
+    let o = p.podman(&["stop", "-t", "1", &id]);
+    assert!(o.status.success(), "podman stop: {}", stderr(&o));
+    let st = wait_for_status(p, &id, "Exited");
+    assert!(st.starts_with("Exited"), "after stop: {st:?}");
+    let o = p.podman(&["rm", &id]);
+    assert!(o.status.success(), "podman rm: {}", stderr(&o));
+    let o = p.podman(&["ps", "-aq"]);
+    assert_eq!(stdout(&o).trim(), "", "container still listed after rm");
+
+    // kill + wait + rm.
+    let o = p.run(&["-d"], &["sleep", "100"]);
+    assert_eq!(o.status.code(), Some(0), "podman run -d: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = p.podman(&["kill", &id]);
+    assert!(o.status.success(), "podman kill: {}", stderr(&o));
+    let o = p.podman(&["wait", &id]);
+    assert!(o.status.success(), "podman wait: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "137", "exit code after SIGKILL");
+    let o = p.podman(&["rm", &id]);
+    assert!(o.status.success(), "podman rm: {}", stderr(&o));
+}
+
+fn runc(test: &str) -> Option<Podman> {
+    if let Some(r) = env_missing() {
+        cc::skip(test, &r);
+        return None;
+    }
+    match cc::which("runc") {
+        Some(r) => Some(Podman::new(test, &r)),
+        None => {
+            cc::skip(test, "runc not installed: no reference run");
+            None
+        }
+    }
+}
+
+fn ours(test: &str) -> Option<Podman> {
+    if let Some(r) = env_missing() {
+        cc::skip(test, &r);
+        return None;
+    }
+    let crun = common::crun_bin();
+    if let Some(r) = cc::runtime_missing(&crun) {
+        cc::skip(test, &r);
+        return None;
+    }
+    Some(Podman::new(test, &crun))
+}
+
+#[test]
+fn reference_runc() {
+    if let Some(p) = runc("reference_runc") {
+        check_echo(&p);
+        check_echo_tty(&p);
+        check_not_found(&p, false);
+        check_not_executable(&p);
+        check_detached_lifecycle(&p);
+    }
+}
+
+#[test]
+fn crun_run_rm_echo() {
+    if let Some(p) = ours("crun_run_rm_echo") {
+        check_echo(&p);
+    }
+}
+
+#[test]
+fn crun_run_rm_tty_echo() {
+    if let Some(p) = ours("crun_run_rm_tty_echo") {
+        check_echo_tty(&p);
+    }
+}
+
+#[test]
+fn crun_not_found_exits_127() {
+    if let Some(p) = ours("crun_not_found_exits_127") {
+        check_not_found(&p, false);
+    }
+}
+
+#[test]
+fn crun_not_found_exits_127_tty() {
+    if let Some(p) = ours("crun_not_found_exits_127_tty") {
+        check_not_found(&p, true);
+    }
+}
+
+#[test]
+fn crun_not_executable_exits_126() {
+    if let Some(p) = ours("crun_not_executable_exits_126") {
+        check_not_executable(&p);
+    }
+}
+
+#[test]
+fn crun_detached_ps_stop_kill_rm() {
+    if let Some(p) = ours("crun_detached_ps_stop_kill_rm") {
+        check_detached_lifecycle(&p);
+    }
+}
