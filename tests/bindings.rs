@@ -191,3 +191,96 @@ fn go_test() {
     assert!(o.status.success(), "go test failed: {}", o.status);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `make install PREFIX=<tmp>` (of this debug build), then `examples/Makefile` builds
+/// console-demo with `pkg-config --cflags --libs libcrun` (shared and static), and the demo
+/// runs a terminal container whose output must arrive on the pty it receives.
+#[test]
+fn c_console_demo() {
+    let t = "c_console_demo";
+    let header = std::fs::read_to_string(common::root().join("include/libcrun.h")).unwrap();
+    for f in [
+        "libcrun_container_create",
+        "libcrun_container_start",
+        "libcrun_container_delete",
+        "libcrun_receive_console_fd",
+    ] {
+        if !header.contains(f) {
+            cc::skip(t, &format!("include/libcrun.h does not declare {f} yet"));
+            return;
+        }
+    }
+    for tool in ["make", "pkg-config", "python3"] {
+        if cc::which(tool).is_none() {
+            cc::skip(t, &format!("{tool} not installed"));
+            return;
+        }
+    }
+    if !cc::is_root() {
+        cc::skip(t, "needs root");
+        return;
+    }
+    if cc::busybox().is_none() {
+        cc::skip(t, "no static busybox (apt install busybox-static)");
+        return;
+    }
+    let dir = tempdir("cdemo");
+    let prefix = dir.join("prefix");
+    let target = common::target_dir();
+    let st = Command::new(common::root().join("scripts/link-so.sh"))
+        .arg(&target)
+        .status()
+        .expect("link-so.sh");
+    assert!(st.success());
+    // `-o build`: use this test build's outputs instead of rebuilding in release.
+    let o = Command::new("make")
+        .args(["-o", "build", "install", "PROFILE=debug"])
+        .arg(format!("PREFIX={}", prefix.display()))
+        .current_dir(common::root())
+        .output()
+        .expect("make install");
+    show("make install", &o);
+    assert!(o.status.success(), "make install failed");
+    let pc = prefix.join("lib/pkgconfig");
+    let bundle = dir.join("bundle");
+    let o = Command::new("python3")
+        .arg(common::root().join("scripts/conmon-harness/harness.py"))
+        .args(["bundle", "-t"])
+        .arg(&bundle)
+        .args(["--", "sh", "-c", "echo hello from the pty; tty"])
+        .output()
+        .expect("make bundle");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for link in ["shared", "static"] {
+        let out = dir.join(link);
+        std::fs::create_dir_all(&out).unwrap();
+        let o = Command::new("make")
+            .arg("-C")
+            .arg(common::root().join("examples"))
+            .arg(format!("PKG_CONFIG_PATH={}", pc.display()))
+            .arg(format!("OUT={}", out.display()))
+            .arg(format!("LINK={link}"))
+            .output()
+            .expect("make -C examples");
+        show(&format!("make -C examples LINK={link}"), &o);
+        assert!(o.status.success(), "building console-demo ({link}) failed");
+        let o = Command::new(out.join("console-demo"))
+            .arg(&bundle)
+            .arg(format!("console-demo-{link}-{}", std::process::id()))
+            .env("LD_LIBRARY_PATH", prefix.join("lib"))
+            .output()
+            .expect("run console-demo");
+        show(&format!("console-demo ({link})"), &o);
+        assert!(o.status.success(), "console-demo ({link}) failed");
+        let text = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+        assert!(
+            text.contains("received pty master fd"),
+            "no console fd: {text}"
+        );
+        assert!(
+            text.contains("hello from the pty\n/dev/pts/"),
+            "the container's output did not arrive on the pty: {text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
