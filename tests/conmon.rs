@@ -4,7 +4,7 @@
 //! failure in a `crun_*` test is the runtime's, not the harness's.
 //!
 //! Root only; each test prints `skipped: ...` and returns when conmon, python3, busybox or the
-//! runtime is missing.
+//! runtime is missing.  `CRUN_RS_CONMON=/path/to/conmon` tests another conmon build.
 
 mod callers_common;
 mod common;
@@ -69,6 +69,10 @@ fn runc(test: &str) -> Option<PathBuf> {
 fn run(runtime: &Path, terminal: bool, json_log: bool, cmd: &[&str]) -> Value {
     let mut c = Command::new("python3");
     c.arg(harness()).arg("run").arg("--runtime").arg(runtime);
+    // Another conmon (e.g. a 2.2.x build) can be tested with CRUN_RS_CONMON=/path/to/conmon.
+    if let Ok(conmon) = std::env::var("CRUN_RS_CONMON") {
+        c.arg("--conmon").arg(conmon);
+    }
     if terminal {
         c.arg("-t");
     }
