@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import threading
 from ctypes import (
@@ -190,14 +191,14 @@ def fn(name: str) -> Callable[..., Any]:
     """The prototyped function ``name``; ENOSYS OSError when the library lacks it."""
     l = lib()
     try:
-        f = getattr(l, name)
+        f: Callable[..., Any] = getattr(l, name)
     except AttributeError:
         raise OSError(
-            38, f"`{name}` is not exported by the libcrun at `{_path}` (ENOSYS)"
+            errno.ENOSYS, f"`{name}` is not exported by the libcrun at `{_path}` (ENOSYS)"
         ) from None
     restype, argtypes = PROTOTYPES[name]
-    f.restype = restype
-    f.argtypes = argtypes
+    setattr(f, "restype", restype)
+    setattr(f, "argtypes", argtypes)
     return f
 
 
