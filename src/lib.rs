@@ -12,5 +12,7 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod handlers;
+pub mod hooks;
+pub mod seccomp;
 
 pub use error::{Context, Error, Result};
