@@ -123,6 +123,21 @@ def read_line(fd, timeout):
     return buf, "line"
 
 
+def run_cmd(argv, timeout):
+    """Run argv with its output in a file (as Podman passes its own stdio: only the process is
+    waited for, not whoever inherits its stderr).  Returns (returncode or "timeout", stderr)."""
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = "timeout"
+        out.seek(0)
+        return rc, out.read().decode(errors="replace")
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -183,15 +198,22 @@ def run(opts):
                 os.close(fd)
 
     env = dict(os.environ, _OCI_SYNCPIPE="3", _OCI_STARTPIPE="4")
-    p = subprocess.Popen((["strace", "-f", "-o", "/tmp/conmon.strace", "-s", "200"] if os.environ.get("HARNESS_STRACE") else []) + conmon, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # HARNESS_STRACE=FILE runs conmon under strace -f (debugging aid).
+    trace = ["strace", "-f", "-o", os.environ["HARNESS_STRACE"], "-s", "200"] if os.environ.get("HARNESS_STRACE") else []
+    p = subprocess.Popen(trace + conmon, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, preexec_fn=child_fds, pass_fds=(3, 4),
                          cwd=bundle)
     os.close(sync_w)
     os.close(start_r)
     os.write(start_w, b"0")
     os.close(start_w)
-    out, err = p.communicate(timeout=opts.timeout)
-    result["conmon_rc"] = p.returncode
+    try:
+        out, err = p.communicate(timeout=opts.timeout)
+        result["conmon_rc"] = p.returncode
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        result["conmon_rc"] = "timeout"
     result["conmon_stderr"] = err.decode(errors="replace")
 
     raw, how = read_line(sync_r, opts.timeout)
@@ -203,11 +225,9 @@ def run(opts):
         result["sync"] = None
         result["sync_error"] = str(e)
 
-    pid = (result["sync"] or {}).get("data", -1)
+    pid = (result["sync"] or {}).get("data", -1) if isinstance(result["sync"], dict) else -1
     if isinstance(pid, int) and pid > 0:
-        st = subprocess.run(runtime + ["start", cid], capture_output=True, text=True, timeout=opts.timeout)
-        result["start_rc"] = st.returncode
-        result["start_stderr"] = st.stderr
+        result["start_rc"], result["start_stderr"] = run_cmd(runtime + ["start", cid], opts.timeout)
         exit_file = os.path.join(exit_dir, cid)
         deadline = time.monotonic() + opts.timeout
         while not os.path.exists(exit_file) and time.monotonic() < deadline:
@@ -242,8 +262,14 @@ def run(opts):
     if os.path.exists(oci_log):
         with open(oci_log, errors="replace") as f:
             result["oci_log"] = f.read()
-    d = subprocess.run(runtime + ["delete", "-f", cid], capture_output=True, text=True, timeout=opts.timeout)
-    result["delete_rc"] = d.returncode
+    result["delete_rc"], result["delete_stderr"] = run_cmd(runtime + ["delete", "-f", cid], opts.timeout)
+    # Never leave a container behind, even when the runtime's start/delete hung.
+    if isinstance(pid, int) and pid > 0 and pid_alive(pid):
+        try:
+            os.kill(pid, 9)
+            result["container_killed"] = True
+        except ProcessLookupError:
+            pass
     if opts.keep:
         result["tmp"] = tmp
     else:
