@@ -76,8 +76,10 @@ impl Podman {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.arg("--root")
+        // A hung runtime must fail the test, not hang it.
+        let mut c = Command::new("timeout");
+        c.args(["-k", "5", "120", "podman"])
+            .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
             .arg(self.dir.join("runroot"))
@@ -136,6 +138,21 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.command().args(["rm", "-af", "-t", "0"]).output();
+        // Kill whatever this test's Podman started and left running (conmon, containers):
+        // their command lines name our private directory.
+        let tag = self.dir.to_string_lossy().to_string();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for e in procs.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&tag) {
+                    // SAFETY: kill(2) on a pid we just read; at worst it has exited (ESRCH).
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         // Unmount anything Podman left under the temporary root (shm mounts) before removing it.
         if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
             let prefix = self.dir.to_string_lossy().to_string();
