@@ -176,7 +176,7 @@ fn go_test() {
     let dir = tempdir("go");
     write_pc(&dir);
     let o = Command::new(go)
-        .args(["test", "-count=1", "-v", "./..."])
+        .args(["test", "-count=1", "-timeout", "300s", "-v", "./..."])
         .current_dir(common::root().join("bindings/go"))
         .env("PKG_CONFIG_PATH", &dir)
         .env("CRUN_RS_LIBRARY", library())
@@ -264,7 +264,9 @@ fn c_console_demo() {
             .expect("make -C examples");
         show(&format!("make -C examples LINK={link}"), &o);
         assert!(o.status.success(), "building console-demo ({link}) failed");
-        let o = Command::new(out.join("console-demo"))
+        let o = Command::new("timeout")
+            .args(["-k", "5", "120"])
+            .arg(out.join("console-demo"))
             .arg(&bundle)
             .arg(format!("console-demo-{link}-{}", std::process::id()))
             .env("LD_LIBRARY_PATH", prefix.join("lib"))
