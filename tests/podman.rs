@@ -274,6 +274,35 @@ fn check_detached_lifecycle(p: &Podman) {
     assert!(o.status.success(), "podman rm: {}", stderr(&o));
 }
 
+/// `podman exec` (the runtime's `exec --process`) with and without a terminal, in a detached
+/// container; then `podman rm -f`.
+fn check_exec(p: &Podman) {
+    let o = p.run(&["-d"], &["sleep", "100"]);
+    assert_eq!(o.status.code(), Some(0), "podman run -d: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = p.podman(&["exec", &id, "echo", "from exec"]);
+    assert_eq!(o.status.code(), Some(0), "podman exec: {}", stderr(&o));
+    assert_eq!(stdout(&o), "from exec\n");
+    let o = p.podman(&["exec", "-t", &id, "tty"]);
+    assert_eq!(o.status.code(), Some(0), "podman exec -t: {}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("/dev/pts/"),
+        "exec -t: {:?}",
+        stdout(&o)
+    );
+    let o = p.podman(&["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "exec exit code: {}", stderr(&o));
+    let o = p.podman(&["exec", &id, "/nonexistent-cmd"]);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "exec of a nonexistent command: {}",
+        stderr(&o)
+    );
+    let o = p.podman(&["rm", "-f", "-t", "0", &id]);
+    assert!(o.status.success(), "podman rm -f: {}", stderr(&o));
+}
+
 fn runc(test: &str) -> Option<Podman> {
     if let Some(r) = env_missing() {
         cc::skip(test, &r);
@@ -309,6 +338,7 @@ fn reference_runc() {
         check_not_found(&p, false);
         check_not_executable(&p);
         check_detached_lifecycle(&p);
+        check_exec(&p);
     }
 }
 
@@ -351,5 +381,12 @@ fn crun_not_executable_exits_126() {
 fn crun_detached_ps_stop_kill_rm() {
     if let Some(p) = ours("crun_detached_ps_stop_kill_rm") {
         check_detached_lifecycle(&p);
+    }
+}
+
+#[test]
+fn crun_exec() {
+    if let Some(p) = ours("crun_exec") {
+        check_exec(&p);
     }
 }
