@@ -38,6 +38,42 @@ read_some (int fd, char *buf, size_t len)
   return -1;
 }
 
+/* Read until `needle` shows up (earlier output, e.g. echoes, may come first). */
+static int
+read_until (int fd, const char *needle)
+{
+  char acc[1024] = "", buf[256];
+  int i;
+  for (i = 0; i < 10 && strstr (acc, needle) == NULL; i++)
+    if (read_some (fd, buf, sizeof buf) > 0 && strlen (acc) + strlen (buf) < sizeof acc)
+      strcat (acc, buf);
+  if (strstr (acc, needle) == NULL)
+    fprintf (stderr, "read_until: got \"%s\", wanted \"%s\"\n", acc, needle);
+  return strstr (acc, needle) != NULL;
+}
+
+/* Whether fd is this process's controlling terminal: tty_nr in /proc/self/stat (not
+   tcgetsid, whose ioctl valgrind does not know). */
+static int
+is_ctty (int fd)
+{
+  char buf[1024], *p;
+  struct stat st;
+  unsigned long tty_nr = 0, dev;
+  FILE *f = fopen ("/proc/self/stat", "re");
+  size_t n;
+  if (f == NULL)
+    return 0;
+  n = fread (buf, 1, sizeof buf - 1, f);
+  fclose (f);
+  buf[n] = '\0';
+  p = strrchr (buf, ')');
+  if (p == NULL || sscanf (p + 2, "%*c %*d %*d %*d %lu", &tty_nr) != 1 || fstat (fd, &st) < 0)
+    return 0;
+  dev = (minor (st.st_rdev) & 0xff) | (major (st.st_rdev) << 8) | ((minor (st.st_rdev) & ~0xffUL) << 12);
+  return tty_nr == dev;
+}
+
 static void
 get_size (int fd, int *rows, int *cols)
 {
@@ -59,6 +95,12 @@ test_new_terminal (void)
   CHECK (isatty (master));
   /* The master is opened O_RDWR|O_NOCTTY. */
   CHECK_INT (fcntl (master, F_GETFL) & O_ACCMODE, O_RDWR);
+  /* The slave was never opened and closed behind the caller's back: the master is not hung up
+     (a receiver polling it before the container opens the slave must not see POLLHUP). */
+  {
+    struct pollfd p = { .fd = master, .events = POLLIN };
+    CHECK_INT (poll (&p, 1, 0), 0);
+  }
   free (path);
   close (master);
 
@@ -206,6 +248,11 @@ test_raw (void)
   CHECK_INT (raw.c_lflag & ICANON, 0);
   libcrun_restore_terminal (NULL);
   libcrun_free_terminal_status (NULL);
+  /* The saved status is malloc'd: a caller may also just free() it. */
+  saved = NULL;
+  CHECK_OK (libcrun_set_raw (slave, &saved, &err), err);
+  CHECK (saved != NULL);
+  free (saved);
 
   CHECK_ERR (libcrun_set_raw (-1, &saved, &err), err, EBADF, "-1");
   null = open ("/dev/null", O_RDWR | O_CLOEXEC);
@@ -240,7 +287,7 @@ test_set_stdio (void)
       name = ttyname (0);
       ok &= name != NULL && strcmp (name, path) == 0;
       ok &= isatty (1) && isatty (2);
-      ok &= tcgetsid (0) == getpid (); /* it is our controlling terminal */
+      ok &= is_ctty (0); /* it is our controlling terminal */
       ok &= !is_cloexec (0) && !is_cloexec (1) && !is_cloexec (2);
       if (ok)
         {
@@ -259,6 +306,31 @@ test_set_stdio (void)
   CHECK_INT (write (master, "done\n", 5), 5);
   CHECK (child_ok (pid));
 
+  /* With stdin closed, open() returns 0 itself: it must stay open and lose FD_CLOEXEC. */
+  pid = fork ();
+  if (pid == 0)
+    {
+      int before_fds, ok = 1;
+      char *name;
+      setsid ();
+      close (0);
+      before_fds = count_fds ();
+      if (libcrun_set_stdio (path, &err) < 0)
+        _exit (2);
+      name = ttyname (0);
+      ok &= name != NULL && strcmp (name, path) == 0;
+      ok &= !is_cloexec (0) && isatty (1) && isatty (2);
+      ok &= count_fds () == before_fds + 1; /* only fd 0 is new */
+      if (ok && write (1, "fd0-ok\n", 7) != 7)
+        _exit (4);
+      if (ok && read (0, buf, sizeof buf) <= 0)
+        _exit (5);
+      _exit (ok ? 0 : 3);
+    }
+  CHECK (read_until (master, "fd0-ok"));
+  CHECK_INT (write (master, "done\n", 5), 5);
+  CHECK (child_ok (pid));
+
   /* Not a session leader: TIOCSCTTY fails with EPERM and says so. */
   pid = fork ();
   if (pid == 0)
@@ -267,6 +339,8 @@ test_set_stdio (void)
       int r = libcrun_set_stdio (path, &err);
       if (r != -EPERM - 1 || err == NULL || strstr (err->msg, "TIOCSCTTY") == NULL)
         _exit (1);
+      if (is_ctty (0)) /* the pty was dup'd but did not become the controlling terminal */
+        _exit (6);
       _exit (0);
     }
   CHECK (child_ok (pid));
@@ -290,7 +364,7 @@ container_child (void)
   int m, s, fd;
 
   check_failures = 0;
-  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+  if (unshare (CLONE_NEWNS) < 0 || mount ("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
     {
       perror ("unshare/mount private");
       return 1;

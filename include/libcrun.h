@@ -42,6 +42,31 @@
 #define LIBCRUN_CREATE_OPTIONS_PREFORK (1 << 0)
 
 /*
+ `enum handler_configure_phase`.
+ */
+enum handler_configure_phase {
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_BEFORE_MOUNTS = 1,
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_AFTER_MOUNTS = 2,
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_MOUNTS = 3,
+  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_BEFORE_USERNS = 4,
+};
+
+/*
+ The handler manager.  Opaque to C (`libcrun_handler_manager_create` / `_free`).
+ */
+struct custom_handler_manager_s;
+
+/*
+ The parsed OCI configuration.  Opaque to C: crun-rs keeps the spec in Rust.
+ */
+struct runtime_spec_schema_config_schema;
+
+/*
+ The container's annotations.  Opaque to C.
+ */
+struct string_map;
+
+/*
  crun's error struct: a positive errno (or 0) and a `malloc`'d message.
  */
 struct libcrun_error_s {
@@ -58,6 +83,103 @@ typedef struct libcrun_error_s *libcrun_error_t;
  crun's output handler type: `(errno, msg, verbosity, arg)`.
  */
 typedef void (*crun_output_handler)(int errno_, const char *msg, int verbosity, void *arg);
+
+/*
+ `struct libcrun_context_s` (120 bytes).  The caller owns every string.
+ */
+struct libcrun_context_s {
+  const char *state_root;
+  const char *id;
+  const char *bundle;
+  const char *console_socket;
+  const char *pid_file;
+  const char *notify_socket;
+  const char *handler;
+  int preserve_fds;
+  int listen_fds;
+  crun_output_handler output_handler;
+  void *output_handler_arg;
+  int fifo_exec_wait_fd;
+  bool systemd_cgroup;
+  bool detach;
+  bool no_new_keyring;
+  bool force_no_cgroup;
+  bool no_pivot;
+  char **argv;
+  int argc;
+  struct custom_handler_manager_s *handler_manager;
+};
+
+/*
+ `struct libcrun_container_s` (80 bytes).
+ */
+struct libcrun_container_s {
+  struct runtime_spec_schema_config_schema *container_def;
+  uid_t host_uid;
+  gid_t host_gid;
+  uid_t container_uid;
+  gid_t container_gid;
+  char *config_file;
+  char *config_file_content;
+  struct string_map *annotations;
+  int proc_fd;
+  void *private_data;
+  void (*cleanup_private_data)(void *private_data);
+  struct libcrun_context_s *context;
+};
+
+/*
+ `libcrun_container_t`.
+ */
+typedef struct libcrun_container_s libcrun_container_t;
+
+/*
+ `libcrun_context_t`.
+ */
+typedef struct libcrun_context_s libcrun_context_t;
+
+/*
+ `struct custom_handler_s`: crun's handler vtable, 11 members in crun's order (88 bytes).
+ */
+struct custom_handler_s {
+  const char *name;
+  const char *feature_string;
+  const char *alias;
+  int (*load)(void **cookie, libcrun_error_t *err);
+  int (*unload)(void *cookie, libcrun_error_t *err);
+  int (*run_func)(void *cookie,
+                  libcrun_container_t *container,
+                  const char *pathname,
+                  char *const *argv);
+  int (*exec_func)(void *cookie,
+                   libcrun_container_t *container,
+                   const char *pathname,
+                   char *const *argv);
+  int (*configure_container)(void *cookie,
+                             enum handler_configure_phase phase,
+                             libcrun_context_t *context,
+                             libcrun_container_t *container,
+                             const char *rootfs,
+                             libcrun_error_t *err);
+  int (*can_handle_container)(libcrun_container_t *container, libcrun_error_t *err);
+  int (*modify_oci_configuration)(void *cookie,
+                                  libcrun_context_t *context,
+                                  struct runtime_spec_schema_config_schema *def,
+                                  libcrun_error_t *err);
+  int (*close_fds)(void *cookie,
+                   libcrun_container_t *container,
+                   int preserve_fds,
+                   libcrun_error_t *err);
+};
+
+/*
+ crun's `struct custom_handler_instance_s`: a handler's vtable and the cookie its `load`
+ returned.
+ */
+struct custom_handler_instance_s {
+  struct custom_handler_s *vtable;
+  void *cookie;
+};
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,8 +207,8 @@ int libcrun_set_stdio(const char *pty_path, libcrun_error_t *err);
 
 /*
  Put the terminal `fd` in raw mode (crun's `libcrun_set_raw`).  When `saved` is not NULL,
- `*saved` receives the previous settings: pass it to `libcrun_restore_terminal` (restore and
- free) or `libcrun_free_terminal_status` (free only).  Returns 0.
+ `*saved` receives the previous settings (malloc'd): pass it to `libcrun_restore_terminal`
+ (restore and free) or `libcrun_free_terminal_status` / `free()` (free only).  Returns 0.
 
  # Safety
  `saved` is NULL or valid for writing one pointer.
@@ -275,6 +397,84 @@ int libcrun_init_logging(crun_output_handler *output_handler,
  the stderr handler.
  */
 void libcrun_set_output_handler(crun_output_handler handler, void *arg);
+
+/*
+ Create a handler manager holding the built-in handlers (krun).  Free it with
+ `libcrun_handler_manager_free`.
+
+ # Safety
+ `err` is NULL or points to a `libcrun_error_t` slot.
+ */
+struct custom_handler_manager_s *libcrun_handler_manager_create(libcrun_error_t *err);
+
+/*
+ Load every non-hidden file in `path` as a handler `.so` exporting
+ `struct custom_handler_s *run_oci_handler_get_handler (void)`.  Returns 0, or a negative
+ value with `*err` set ("cannot opendir `path`", "cannot load `file`: dlerror", ...).
+
+ # Safety
+ `manager` is NULL or from `libcrun_handler_manager_create`; `path` is NULL or a C string;
+ `err` as for every libcrun call.
+ */
+int libcrun_handler_manager_load_directory(struct custom_handler_manager_s *manager,
+                                           const char *path,
+                                           libcrun_error_t *err);
+
+/*
+ Free a manager and unload its out-of-tree handlers (crun's internal `handler_manager_free`;
+ exported here as an extra).  Free handler instances first.  NULL is ignored.
+
+ # Safety
+ `manager` is NULL or from `libcrun_handler_manager_create`, not used afterwards.
+ */
+void libcrun_handler_manager_free(struct custom_handler_manager_s *manager);
+
+/*
+ Print `+FEATURE ` for each handler that has a feature string (`+LIBKRUN `) to `out`.
+
+ # Safety
+ `manager` is NULL or a live manager; `out` is NULL or an open `FILE *`.
+ */
+void libcrun_handler_manager_print_feature_tags(struct custom_handler_manager_s *manager,
+                                                FILE *out);
+
+/*
+ The vtable of the handler called (or aliased) `name`, or NULL (crun's internal
+ `handler_by_name`, exported as an extra).  `libcrun_handler_by_name (m, "krun")` is the
+ built-in krun handler, usable as crun's `handler_libkrun`.
+
+ # Safety
+ `manager` is NULL or a live manager; `name` is NULL or a C string.
+ */
+struct custom_handler_s *libcrun_handler_by_name(struct custom_handler_manager_s *manager,
+                                                 const char *name);
+
+/*
+ Choose and load the handler for `container` (crun's rules; see `docs/krun.md`).  On return
+ `*out` is NULL (run the container normally) or a `malloc`'d instance whose `load` succeeded;
+ release it with `libcrun_handler_instance_free`.  Errors: EACCES when `context->handler`
+ and the `run.oci.handler` annotation are both set, ENOENT for an unknown handler name,
+ EINVAL for a name without a manager, or the handler's `load` error.
+
+ # Safety
+ `manager` is NULL or a live manager; `context` and `container` are NULL or valid, with
+ `container->container_def` NULL or made by this library; `out` is NULL or writable.
+ */
+int libcrun_configure_handler(struct custom_handler_manager_s *manager,
+                              libcrun_context_t *context,
+                              libcrun_container_t *container,
+                              struct custom_handler_instance_s **out,
+                              libcrun_error_t *err);
+
+/*
+ Unload and free an instance from `libcrun_configure_handler` (crun's
+ `cleanup_custom_handler_instance`).  An `unload` error is logged as a warning.  NULL is
+ ignored.
+
+ # Safety
+ `instance` is NULL or from `libcrun_configure_handler`, not used afterwards.
+ */
+void libcrun_handler_instance_free(struct custom_handler_instance_s *instance);
 
 /*
  The default output handler: writes `msg[: strerror(errno)]` to stderr.  Exported so C

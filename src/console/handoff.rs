@@ -31,17 +31,28 @@ pub fn receive_console_from_listener(listener: RawFd, timeout_ms: i32) -> Result
     check_fd(listener, "console socket listener")?;
     let deadline =
         (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
-    wait_readable(listener, deadline, "a connection on the console socket")?;
-    // SAFETY: accept4 returns a new fd that we own, or -1.
-    let conn = retry(|| unsafe {
-        libc::accept4(
-            listener,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_CLOEXEC,
-        )
-    })
-    .map_err(|e| Error::new(e, format!("accept on console socket fd {listener}")))?;
+    let conn = loop {
+        wait_readable(listener, deadline, "a connection on the console socket")?;
+        // SAFETY: accept4 returns a new fd that we own, or -1.
+        match retry(|| unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        }) {
+            Ok(fd) => break fd,
+            // A non-blocking listener whose connection went away (or was taken) meanwhile.
+            Err(libc::EAGAIN) | Err(libc::ECONNABORTED) => continue,
+            Err(e) => {
+                return Err(Error::new(
+                    e,
+                    format!("accept on console socket fd {listener}"),
+                ))
+            }
+        }
+    };
     // SAFETY: fresh fd owned by nobody else.
     let conn = unsafe { OwnedFd::from_raw_fd(conn) };
     wait_readable(conn.as_raw_fd(), deadline, "the console file descriptor")?;

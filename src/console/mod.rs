@@ -19,7 +19,9 @@ pub mod socket;
 pub mod termios;
 
 pub use handoff::{receive_console_from_listener, send_console_to_socket_path};
-pub use pty::{new_terminal, new_terminal_at, set_stdio};
+pub use pty::{
+    new_terminal, new_terminal_at, new_terminal_pair, new_terminal_pair_at, set_stdio, set_stdio_fd,
+};
 pub use socket::{
     create_socket_pair, open_unix_domain_client_socket, open_unix_domain_socket, receive_fd,
     receive_fd_from_socket, send_fd_to_socket,

@@ -81,7 +81,77 @@ pub fn new_terminal() -> Result<(OwnedFd, String)> {
 
 /// Like [`new_terminal`] with another ptmx, e.g. `<rootfs>/dev/pts/ptmx` of a devpts instance
 /// mounted elsewhere.  The slave path is `<pts dir>/<N>` for that instance.
+///
+/// The slave is verified by `lstat` on its path, **not** by opening it: opening and closing the
+/// slave would leave the master in the "other side closed" state (`POLLHUP`, reads fail with
+/// `EIO`) until someone opens it again, and a console receiver that gets the master in that
+/// window (conmon) would see a hung-up terminal.  [`new_terminal_pair`] opens and keeps it.
 pub fn new_terminal_at(ptmx: &str) -> Result<(OwnedFd, String)> {
+    let t = open_ptmx(ptmx)?;
+    let lst = lstat_pty(&t, ptmx)?;
+    check_slave(&t, &lst, &t.path, ptmx)?;
+    Ok((t.master, t.path))
+}
+
+/// Create a pty pair and also open the slave from the master (`TIOCGPTPEER`, or by path with
+/// `O_NOFOLLOW` before Linux 4.13), as runc does: returns `(master, slave, slave path)`, all
+/// close-on-exec.  The slave fd is verified to be a devpts pty of the ptmx's devpts instance
+/// with the expected index, and the path to name the same device.  Hand the slave to
+/// [`set_stdio_fd`] instead of re-opening the path.
+pub fn new_terminal_pair() -> Result<(OwnedFd, OwnedFd, String)> {
+    new_terminal_pair_at("/dev/ptmx")
+}
+
+/// [`new_terminal_pair`] with another ptmx.
+pub fn new_terminal_pair_at(ptmx: &str) -> Result<(OwnedFd, OwnedFd, String)> {
+    let t = open_ptmx(ptmx)?;
+    let mfd = t.master.as_raw_fd();
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd that we own.
+    let peer = retry(|| unsafe {
+        libc::ioctl(
+            mfd,
+            TIOCGPTPEER as _,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    });
+    let peer = match peer {
+        // SAFETY: fd just returned by the kernel, owned by nobody else.
+        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+        Err(libc::EINVAL) | Err(libc::ENOTTY) => open_fd(
+            &t.path,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_NOFOLLOW,
+            "",
+        )?,
+        Err(e) => return Err(Error::new(e, format!("open the peer of `{ptmx}`"))),
+    };
+    let pst = fstat(peer.as_raw_fd(), &t.path)?;
+    if fstatfs_magic(peer.as_raw_fd(), &t.path)? != DEVPTS_SUPER_MAGIC {
+        return Err(hardening(format!("the peer of `{ptmx}` is not on devpts")));
+    }
+    check_slave(&t, &pst, &format!("the peer of `{ptmx}`"), ptmx)?;
+    // The path must name the same device, without symlinks.
+    let lst = lstat_pty(&t, ptmx)?;
+    if lst.st_rdev != pst.st_rdev || lst.st_dev != pst.st_dev {
+        return Err(hardening(format!(
+            "`{}` is not the peer of `{ptmx}`",
+            t.path
+        )));
+    }
+    Ok((t.master, peer, t.path))
+}
+
+/// An unlocked, verified ptmx.
+struct Ptmx {
+    master: OwnedFd,
+    /// `<pts dir>/<n>`.
+    path: String,
+    n: u32,
+    pts_dir: PathBuf,
+    devpts_dev: libc::dev_t,
+}
+
+/// Open `ptmx`, check it is the ptmx of a devpts instance, find that instance, unlock the pty.
+fn open_ptmx(ptmx: &str) -> Result<Ptmx> {
     // Resolve symlinks (`/dev/ptmx -> pts/ptmx` in containers) so the pts directory is found
     // relative to the real ptmx; the fd checks below make this race-free.
     let real = std::fs::canonicalize(ptmx).map_err(|e| {
@@ -128,56 +198,44 @@ pub fn new_terminal_at(ptmx: &str) -> Result<(OwnedFd, String)> {
     retry(|| unsafe { libc::ioctl(mfd, libc::TIOCGPTN, &mut n) })
         .map_err(|e| Error::new(e, "ptsname: ioctl TIOCGPTN"))?;
     let path = format!("{}/{n}", pts_dir.display());
+    Ok(Ptmx {
+        master,
+        path,
+        n,
+        pts_dir,
+        devpts_dev,
+    })
+}
 
-    // Open the peer from the master itself, so no path lookup can be redirected.
-    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd that we own.
-    let peer = retry(|| unsafe {
-        libc::ioctl(
-            mfd,
-            TIOCGPTPEER as _,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    });
-    let peer = match peer {
-        // SAFETY: fd just returned by the kernel, owned by nobody else.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(libc::EINVAL) | Err(libc::ENOTTY) => {
-            open_fd(&path, libc::O_RDWR | libc::O_NOCTTY | libc::O_NOFOLLOW, "")?
-        }
-        Err(e) => return Err(Error::new(e, format!("open the peer of `{ptmx}`"))),
-    };
-    let pst = fstat(peer.as_raw_fd(), &path)?;
-    if !is_pty_rdev(&pst) || fstatfs_magic(peer.as_raw_fd(), &path)? != DEVPTS_SUPER_MAGIC {
-        return Err(hardening(format!(
-            "the peer of `{ptmx}` is not a devpts pty"
-        )));
-    }
-    if pst.st_dev != devpts_dev {
-        return Err(hardening(format!(
-            "the peer of `{ptmx}` is not on the devpts instance `{}`",
-            pts_dir.display()
-        )));
-    }
-    if pty_index(&pst) != u64::from(n) {
-        return Err(hardening(format!(
-            "the peer of `{ptmx}` is pty {} but TIOCGPTN said {n}",
-            pty_index(&pst)
-        )));
-    }
-    // The path the caller will open later must name the same device, without symlinks.
-    let cp = cpath(&path)?;
+/// `lstat` the slave path (no symlinks followed).
+fn lstat_pty(t: &Ptmx, ptmx: &str) -> Result<libc::stat> {
+    let cp = cpath(&t.path)?;
     // SAFETY: lstat writes one `struct stat` into the zeroed local.
-    let mut lst: libc::stat = unsafe { std::mem::zeroed() };
-    retry(|| unsafe { libc::lstat(cp.as_ptr(), &mut lst) })
-        .map_err(|e| Error::new(e, format!("stat `{path}`")))?;
-    if (lst.st_mode & libc::S_IFMT) != libc::S_IFCHR
-        || lst.st_rdev != pst.st_rdev
-        || lst.st_dev != pst.st_dev
-    {
-        return Err(hardening(format!("`{path}` is not the peer of `{ptmx}`")));
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    retry(|| unsafe { libc::lstat(cp.as_ptr(), &mut st) })
+        .map_err(|e| Error::new(e, format!("stat `{}` (the peer of `{ptmx}`)", t.path)))?;
+    Ok(st)
+}
+
+/// `st` (of the slave path or fd) is pty number `t.n` of the devpts instance `t.devpts_dev`.
+fn check_slave(t: &Ptmx, st: &libc::stat, what: &str, ptmx: &str) -> Result<()> {
+    if !is_pty_rdev(st) {
+        return Err(hardening(format!("`{}` is not a devpts pty", t.path)));
     }
-    drop(peer);
-    Ok((master, path))
+    if st.st_dev != t.devpts_dev {
+        return Err(hardening(format!(
+            "{what} is not on the devpts instance `{}` of `{ptmx}`",
+            t.pts_dir.display()
+        )));
+    }
+    if pty_index(st) != u64::from(t.n) {
+        return Err(hardening(format!(
+            "{what} is pty {} but TIOCGPTN said {}",
+            pty_index(st),
+            t.n
+        )));
+    }
+    Ok(())
 }
 
 /// The devpts directory serving `real_ptmx`: its own directory when the ptmx is on devpts
@@ -227,28 +285,47 @@ pub fn set_stdio(pty_path: &str) -> Result<()> {
             format!("`{pty_path}` is not a terminal"),
         ));
     }
+    let r = dup_stdio(raw);
+    if raw <= 2 {
+        // The fd is now one of the stdio fds: do not close it.
+        std::mem::forget(fd);
+    }
+    r
+}
+
+/// `dup3(fd, 0..=2)` (not close-on-exec), then `ioctl(0, TIOCSCTTY, 0)`.
+fn dup_stdio(fd: RawFd) -> Result<()> {
     for target in 0..3 {
-        if raw == target {
-            // open() picked a free stdio slot: clear O_CLOEXEC so it survives exec like the rest.
-            // SAFETY: F_SETFD on an fd we own.
-            retry(|| unsafe { libc::fcntl(raw, libc::F_SETFD, 0) })
+        if fd == target {
+            // Already in place: clear FD_CLOEXEC so it survives exec like the others.
+            // SAFETY: F_SETFD on a valid fd.
+            retry(|| unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })
                 .map_err(|e| Error::new(e, "dup terminal"))?;
             continue;
         }
         // SAFETY: dup3 onto a standard fd; the old target (if any) is closed atomically.
-        retry(|| unsafe { libc::dup3(raw, target, 0) })
+        retry(|| unsafe { libc::dup3(fd, target, 0) })
             .map_err(|e| Error::new(e, "dup terminal"))?;
-    }
-    if raw <= 2 {
-        // The fd is now one of the stdio fds: do not close it.
-        std::mem::forget(fd);
-    } else {
-        drop(fd);
     }
     // SAFETY: TIOCSCTTY with arg 0 (do not steal).
     retry(|| unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) })
         .map_err(|e| Error::new(e, "ioctl TIOCSCTTY"))?;
     Ok(())
+}
+
+/// Like [`set_stdio`] with an already open terminal fd (e.g. the slave from
+/// [`new_terminal_pair`]): `dup3` it onto 0, 1 and 2 and make it the controlling terminal.
+/// `fd` itself is left open (close it afterwards unless it is one of 0..=2).
+pub fn set_stdio_fd(fd: RawFd) -> Result<()> {
+    super::check_fd(fd, "terminal")?;
+    // SAFETY: isatty only inspects the fd.
+    if unsafe { libc::isatty(fd) } == 0 {
+        return Err(Error::new(
+            libc::ENOTTY,
+            format!("fd {fd} is not a terminal"),
+        ));
+    }
+    dup_stdio(fd)
 }
 
 #[cfg(test)]
@@ -268,6 +345,38 @@ mod tests {
     }
 
     #[test]
+    fn master_is_not_hung_up_after_new_terminal() {
+        let (m, _path) = new_terminal().unwrap();
+        let mut p = libc::pollfd {
+            fd: m.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // A fresh master has no events; one whose slave was opened and closed has POLLHUP.
+        assert_eq!(
+            unsafe { libc::poll(&mut p, 1, 0) },
+            0,
+            "revents {:x}",
+            p.revents
+        );
+    }
+
+    #[test]
+    fn pair_gives_a_verified_open_slave() {
+        let (m, s, path) = new_terminal_pair().unwrap();
+        assert!(path.starts_with("/dev/pts/"));
+        let fl = unsafe { libc::fcntl(s.as_raw_fd(), libc::F_GETFD) };
+        assert_eq!(fl & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        let n = unsafe { libc::write(s.as_raw_fd(), b"abc\n".as_ptr().cast(), 4) };
+        assert_eq!(n, 4);
+        let mut buf = [0u8; 16];
+        let n = unsafe { libc::read(m.as_raw_fd(), buf.as_mut_ptr().cast(), 16) };
+        assert!(n >= 3 && &buf[..3] == b"abc");
+        let e = new_terminal_pair_at("/dev/null").unwrap_err();
+        assert_eq!(e.errno(), libc::EPERM);
+    }
+
+    #[test]
     fn not_a_ptmx_is_refused() {
         let e = new_terminal_at("/dev/null").unwrap_err();
         assert_eq!(e.errno(), libc::EPERM);
@@ -278,6 +387,16 @@ mod tests {
         let e = new_terminal_at("/nonexistent/ptmx").unwrap_err();
         assert_eq!(e.errno(), libc::ENOENT);
         assert!(e.message().contains("/nonexistent/ptmx"), "{e}");
+    }
+
+    #[test]
+    fn set_stdio_fd_rejects_bad_fds() {
+        assert_eq!(set_stdio_fd(-1).unwrap_err().errno(), libc::EBADF);
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(
+            set_stdio_fd(f.as_raw_fd()).unwrap_err().errno(),
+            libc::ENOTTY
+        );
     }
 
     #[test]

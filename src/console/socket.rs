@@ -197,7 +197,7 @@ pub fn create_socket_pair() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Control-message buffer, aligned for `struct cmsghdr`.
 #[repr(C, align(8))]
-struct CmsgBuf([u8; 512]);
+struct CmsgBuf<const N: usize>([u8; N]);
 
 /// Send `fd` over the connected socket `sock` in one `sendmsg` with one `SCM_RIGHTS` message.
 /// An empty `payload` sends the single byte `" "`: a message without data would make the kernel
@@ -213,7 +213,7 @@ pub fn send_fd_to_socket(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
         Error::new(e, format!("send fd {fd} to socket {sock}"))
     };
     let data: &[u8] = if payload.is_empty() { b" " } else { payload };
-    let mut cbuf = CmsgBuf([0; 512]);
+    let mut cbuf = CmsgBuf([0u8; 64]);
     // SAFETY: CMSG_* compute sizes/pointers inside `cbuf`, which is large and aligned enough for
     // one cmsghdr + one int; msg points to live locals for the duration of sendmsg.
     let sent = unsafe {
@@ -267,19 +267,21 @@ pub fn receive_fd_from_socket(sock: RawFd, payload: Option<&mut [u8]>) -> Result
 ///   (`MSG_CTRUNC`), or a control message that is not `SCM_RIGHTS`;
 /// * `EBADF`/`ENOTSOCK`/...: `sock` is not a usable socket; `EINVAL`: `buf` is empty.
 pub fn receive_fd(sock: RawFd, buf: &mut [u8]) -> Result<(OwnedFd, usize)> {
-    let ctx = format!("receive fd from socket {sock}");
+    let ctx = || format!("receive fd from socket {sock}");
     if sock < 0 {
         check_fd(sock, "socket")?;
     }
     if buf.is_empty() {
         return Err(Error::new(
             libc::EINVAL,
-            format!("{ctx}: the payload buffer is empty"),
+            format!("{}: the payload buffer is empty", ctx()),
         ));
     }
-    let mut cbuf = CmsgBuf([0; 512]);
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    let mut others: Vec<(libc::c_int, libc::c_int)> = Vec::new();
+    let mut cbuf = CmsgBuf([0u8; 512]);
+    // The first fd is kept; any further ones are closed as soon as they are seen.
+    let mut first: Option<OwnedFd> = None;
+    let mut nfds = 0usize;
+    let mut other: Option<(libc::c_int, libc::c_int)> = None;
     let (n, flags);
     // SAFETY: msg points to live locals for the duration of recvmsg; the CMSG_* walk stays
     // inside the `msg_controllen` bytes the kernel filled in; every fd read from an
@@ -300,7 +302,7 @@ pub fn receive_fd(sock: RawFd, buf: &mut [u8]) -> Result<(OwnedFd, usize)> {
                     return x;
                 }
             }
-            Error::new(e, ctx.clone())
+            Error::new(e, ctx())
         })? as usize;
         flags = msg.msg_flags;
         let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -313,41 +315,48 @@ pub fn receive_fd(sock: RawFd, buf: &mut [u8]) -> Result<(OwnedFd, usize)> {
                 for i in 0..data_len / std::mem::size_of::<RawFd>() {
                     let fd = std::ptr::read_unaligned(p.add(i));
                     if fd >= 0 {
-                        fds.push(OwnedFd::from_raw_fd(fd));
+                        let owned = OwnedFd::from_raw_fd(fd);
+                        nfds += 1;
+                        if first.is_none() && ty == libc::SCM_RIGHTS {
+                            first = Some(owned);
+                        }
                     }
                 }
             }
             if !(level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS) {
-                others.push((level, ty));
+                other.get_or_insert((level, ty));
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    let bad = |m: String| Error::new(libc::EBADMSG, format!("{ctx}: {m}"));
+    let bad = |m: String| Error::new(libc::EBADMSG, format!("{}: {m}", ctx()));
     if flags & libc::MSG_CTRUNC != 0 {
         return Err(bad(
             "control data truncated (MSG_CTRUNC): the peer sent more than one file descriptor"
                 .into(),
         ));
     }
-    if let Some((l, t)) = others.first() {
+    if let Some((l, t)) = other {
         return Err(bad(format!(
             "unexpected control message (level {l}, type {t}), expected SCM_RIGHTS"
         )));
     }
-    match fds.len() {
-        0 if n == 0 => Err(Error::new(
+    match (nfds, first) {
+        (0, _) if n == 0 => Err(Error::new(
             libc::ECONNRESET,
-            format!("{ctx}: connection closed before a file descriptor was received"),
+            format!(
+                "{}: connection closed before a file descriptor was received",
+                ctx()
+            ),
         )),
-        0 => Err(bad(format!(
+        (0, _) => Err(bad(format!(
             "received {n} bytes of data but no file descriptor"
         ))),
-        1 if n == 0 => Err(bad(
+        (1, Some(_)) if n == 0 => Err(bad(
             "received a file descriptor with a zero-length payload".into()
         )),
-        1 => Ok((fds.remove(0), n)),
-        k => Err(bad(format!(
+        (1, Some(fd)) => Ok((fd, n)),
+        (k, _) => Err(bad(format!(
             "received {k} file descriptors in one message, expected exactly one"
         ))),
     }

@@ -50,8 +50,8 @@ pub unsafe extern "C" fn libcrun_set_stdio(
 }
 
 /// Put the terminal `fd` in raw mode (crun's `libcrun_set_raw`).  When `saved` is not NULL,
-/// `*saved` receives the previous settings: pass it to `libcrun_restore_terminal` (restore and
-/// free) or `libcrun_free_terminal_status` (free only).  Returns 0.
+/// `*saved` receives the previous settings (malloc'd): pass it to `libcrun_restore_terminal`
+/// (restore and free) or `libcrun_free_terminal_status` / `free()` (free only).  Returns 0.
 ///
 /// # Safety
 /// `saved` is NULL or valid for writing one pointer.
@@ -66,7 +66,14 @@ pub unsafe extern "C" fn libcrun_set_raw(
         if saved.is_null() {
             s.disarm();
         } else {
-            *saved = Box::into_raw(Box::new(s)).cast();
+            // malloc'd (not Box'd) so a caller that plain free()s it, as crun's callers of a
+            // malloc'd status may, does no harm.  SavedTermios owns no heap memory.
+            let p = libc::malloc(std::mem::size_of::<SavedTermios>()).cast::<SavedTermios>();
+            if p.is_null() {
+                super::out_of_memory();
+            }
+            p.write(s);
+            *saved = p.cast();
         }
         Ok(0)
     })
@@ -81,7 +88,8 @@ pub unsafe extern "C" fn libcrun_set_raw(
 pub unsafe extern "C" fn libcrun_restore_terminal(saved: *mut c_void) {
     guard_void((), || {
         if !saved.is_null() {
-            let s = Box::from_raw(saved.cast::<SavedTermios>());
+            let s = saved.cast::<SavedTermios>().read();
+            libc::free(saved);
             let _ = s.restore();
         }
     })
@@ -95,7 +103,9 @@ pub unsafe extern "C" fn libcrun_restore_terminal(saved: *mut c_void) {
 pub unsafe extern "C" fn libcrun_free_terminal_status(saved: *mut c_void) {
     guard_void((), || {
         if !saved.is_null() {
-            Box::from_raw(saved.cast::<SavedTermios>()).disarm();
+            let s = saved.cast::<SavedTermios>().read();
+            libc::free(saved);
+            s.disarm();
         }
     })
 }

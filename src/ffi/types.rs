@@ -22,9 +22,9 @@ pub struct string_map {
     pub(crate) entries: Vec<(String, String)>,
 }
 
-/// The handler manager.  Opaque to C.
+/// The handler manager.  Opaque to C (`libcrun_handler_manager_create` / `_free`).
 pub struct custom_handler_manager_s {
-    pub(crate) _private: (),
+    pub(crate) manager: crate::handlers::HandlerManager,
 }
 
 /// `struct libcrun_context_s` (120 bytes).  The caller owns every string.

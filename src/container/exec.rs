@@ -1,0 +1,263 @@
+//! `crun exec`: run a new process inside a running container.
+//!
+//! The parent joins the container's pid namespace around the clone (so the new process is its
+//! direct child), the child joins the other namespaces from `/proc/<pid>/ns`, creates its pty
+//! inside the container (when asked) and sends the master back; only then does the parent
+//! apply `consoleSize`, connect to `--console-socket` and forward it.  Errors before `execve`
+//! come back over the sync socket as `{errno, message}`; a clean EOF means `execve` succeeded.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::config::Container;
+use super::glue;
+use super::namespaces::{self, JoinNs};
+use super::process;
+use super::status;
+use super::sync::{self, Kind};
+use super::terminal;
+use super::RuntimeContext;
+use crate::bail;
+use crate::error::{Context, Error, Result};
+
+/// Options of one exec.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The process to run (a full OCI `process` object).
+    pub process: Process,
+    /// Return once the process is running (`--detach`).
+    pub detach: bool,
+    /// Where to send the pty master when `process.terminal` is set.
+    pub console_socket: Option<String>,
+    /// Write the new process's pid here.
+    pub pid_file: Option<PathBuf>,
+    /// Extra fds to pass (3..3+n).
+    pub preserve_fds: i32,
+    /// A sub-cgroup to run in (not supported without the cgroups module).
+    pub cgroup: Option<String>,
+}
+
+fn same_ns(pid: i32, name: &str) -> bool {
+    let a = std::fs::metadata(format!("/proc/self/ns/{name}"));
+    let b = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
+    use std::os::unix::fs::MetadataExt;
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i32> {
+    let dir = status::state_dir(ctx.state_root.as_deref(), id)?;
+    let st = status::read_status_in(&dir, id)?;
+    if !status::is_running(&st) {
+        bail!(libc::ESRCH, "the container `{id}` is not running");
+    }
+    let c = Container::load_from_file(&dir.join("config.json"))?;
+    let p = &o.process;
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!(libc::EINVAL, "exec: the process has no `args`"),
+    }
+    let terminal = p.terminal().unwrap_or(false);
+    if terminal && o.detach && o.console_socket.is_none() {
+        bail!(
+            libc::EINVAL,
+            "use --console-socket with --detach when a terminal is used"
+        );
+    }
+    if let (true, Some(cs)) = (terminal, &o.console_socket) {
+        super::check_console_socket(cs)?;
+    }
+    // Namespaces to join: the ones the container has that differ from ours, user first and
+    // mount last (so the other /proc paths resolve on the host).
+    let mut joins: Vec<JoinNs> = Vec::new();
+    let mut pid_join = None;
+    let order = [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+    ];
+    for t in order {
+        let name = namespaces::proc_name(t);
+        if same_ns(st.pid, name) {
+            continue;
+        }
+        let path = PathBuf::from(format!("/proc/{}/ns/{name}", st.pid));
+        if !path.exists() {
+            continue;
+        }
+        let j = JoinNs {
+            typ: t,
+            fd: namespaces::open_ns(&path)?,
+            path,
+        };
+        if t == LinuxNamespaceType::Pid {
+            pid_join = Some(j);
+        } else {
+            joins.push(j);
+        }
+    }
+    let seccomp = glue::seccomp::prepare(&c.spec)?;
+    let blocked = if o.detach {
+        None
+    } else {
+        Some(terminal::block_signals()?)
+    };
+    let (psock, csock) = sync::socketpair()?;
+    let saved = match &pid_join {
+        Some(j) => {
+            let saved = namespaces::open_ns(Path::new("/proc/self/ns/pid"))?;
+            namespaces::join(j)?;
+            Some(saved)
+        }
+        None => None,
+    };
+    let cloned = namespaces::clone_process(0);
+    if let Ok(0) = cloned {
+        drop(psock);
+        super::init::reset_signals();
+        let code = match child(&joins, p, csock.as_fd(), o.preserve_fds, seccomp) {
+            Ok(never) => match never {},
+            Err(e) => {
+                if sync::send_error(csock.as_fd(), &e).is_err() {
+                    crate::log::log_error(&e);
+                }
+                1
+            }
+        };
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(code) }
+    }
+    if let Some(s) = saved {
+        // SAFETY: setns back into our own pid namespace.
+        unsafe { libc::setns(s.as_raw_fd(), libc::CLONE_NEWPID) };
+    }
+    let pid = cloned?;
+    drop(csock);
+    let kill_child = |e: Error| -> Error {
+        // SAFETY: kill/waitpid on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            let mut s = 0;
+            libc::waitpid(pid, &mut s, 0);
+        }
+        e
+    };
+    if !st.cgroup_path.is_empty() {
+        glue::cgroups::enter(&st.cgroup_path, pid).map_err(kill_child)?;
+    }
+    sync::send(psock.as_fd(), Kind::Go, 0, "").map_err(kill_child)?;
+    let mut master = None;
+    loop {
+        match sync::recv(psock.as_fd()).map_err(kill_child)? {
+            None => break,
+            Some(m) if m.kind == Kind::Terminal => {
+                let fd = glue::console::recv_fd(psock.as_fd())
+                    .context("receive the terminal from the exec process")
+                    .map_err(kill_child)?;
+                if let Some(sz) = p.console_size() {
+                    glue::console::setup_size(fd.as_fd(), sz.height() as u16, sz.width() as u16)
+                        .map_err(kill_child)?;
+                }
+                match &o.console_socket {
+                    Some(cs) => {
+                        glue::console::send_console_to_socket_path(cs, fd.as_fd())
+                            .with_context(|| format!("send the terminal to `{cs}`"))
+                            .map_err(kill_child)?;
+                    }
+                    None => master = Some(fd),
+                }
+            }
+            Some(m) if m.kind == Kind::Error => {
+                let e = m.to_error();
+                // SAFETY: reap our child, which exits after reporting.
+                unsafe {
+                    let mut s = 0;
+                    libc::waitpid(pid, &mut s, 0);
+                }
+                return Err(e);
+            }
+            Some(m) if m.kind == Kind::Warning => crate::log::warning(&m.text),
+            Some(_) => {}
+        }
+    }
+    if let Some(pf) = &o.pid_file {
+        let pf = super::absolute(pf)?;
+        super::write_file_atomic(&pf, pid.to_string().as_bytes()).context("write the pid file")?;
+    }
+    if o.detach {
+        return Ok(0);
+    }
+    let code = terminal::wait_foreground(pid, master);
+    drop(blocked);
+    code
+}
+
+enum Never {}
+
+fn child(
+    joins: &[JoinNs],
+    p: &Process,
+    sock: BorrowedFd<'_>,
+    preserve_fds: i32,
+    seccomp: Option<glue::seccomp::Filter>,
+) -> Result<Never> {
+    sync::expect(sock, Kind::Go, "wait for the parent")?;
+    for j in joins {
+        namespaces::join(j)?;
+    }
+    // SAFETY: setsid in a fresh process.
+    unsafe { libc::setsid() };
+    let terminal = p.terminal().unwrap_or(false);
+    if terminal {
+        let (master, pts) = glue::console::new_terminal().context("create the terminal")?;
+        sync::send(sock, Kind::Terminal, 0, &pts)?;
+        glue::console::send_fd(sock, master.as_fd(), b" ").context("send the terminal fd")?;
+        drop(master);
+        glue::console::set_stdio(&pts)?;
+        let uid = p.user().uid();
+        if uid != 0 {
+            nix::unistd::chown(pts.as_str(), Some(nix::unistd::Uid::from_raw(uid)), None)
+                .with_context(|| format!("chown `{pts}`"))?;
+        }
+    }
+    let env: Vec<String> = p.env().clone().unwrap_or_default();
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    let cwd = p.cwd().clone();
+    let path = process::find_executable(&args[0], process::env_get(&env, "PATH"), &cwd)?;
+    nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
+    process::apply_rlimits(p)?;
+    let mut seccomp = seccomp;
+    if !p.no_new_privileges().unwrap_or(false) {
+        if let Some(f) = seccomp.take() {
+            glue::seccomp::apply(f)?;
+        }
+    }
+    let caps = p.capabilities().as_ref();
+    process::apply_bounding(caps)?;
+    process::apply_user(p)?;
+    process::apply_caps(caps)?;
+    if p.no_new_privileges().unwrap_or(false) {
+        process::set_no_new_privs()?;
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    let mut env = env;
+    if process::env_get(&env, "HOME").is_none() {
+        let home = process::home_for_uid(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    process::prepare_fds(preserve_fds)?;
+    if let Some(f) = seccomp {
+        glue::seccomp::apply(f)?;
+    }
+    Err(process::exec(&path, &args, &env))
+}

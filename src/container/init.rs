@@ -1,0 +1,320 @@
+//! The container process: everything between `clone` and `execve`.
+//!
+//! Order (crun ≥ 1.17 / runc): join namespaces → wait for the parent → hostname → mounts →
+//! `pivot_root` → masked/read-only paths → `setsid` → **create the pty in the container's
+//! devpts and send the master to the parent** → then every step that can fail on the user's
+//! input (executable lookup, `chdir`, rlimits, user, capabilities) → `Ready` → wait for
+//! `start` → seccomp → `execve`.  Any error before `execve` travels to the parent over the
+//! sync socket as `{errno, full message}`.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use super::config::Container;
+use super::glue;
+use super::mounts;
+use super::namespaces::NsPlan;
+use super::process;
+use super::sync::{self, Kind};
+use crate::bail;
+use crate::error::{Context, Error, Result};
+
+/// What the container process needs.
+pub struct InitArgs<'a> {
+    pub container: &'a Container,
+    pub rootfs: Option<PathBuf>,
+    pub bundle: PathBuf,
+    pub plan: &'a NsPlan,
+    pub sync: OwnedFd,
+    /// Read end of the exec fifo (`create`): wait on it before `execve`.
+    pub fifo: Option<RawFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub listen_fds: i32,
+    pub no_new_keyring: bool,
+    pub seccomp: Option<glue::seccomp::Filter>,
+}
+
+/// Reset signal handling inherited from the parent (Rust ignores SIGPIPE; the parent may
+/// block signals it forwards).
+pub fn reset_signals() {
+    // SAFETY: signal-mask and disposition syscalls on stack values.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// Run the container process; never returns.
+pub fn run(mut args: InitArgs<'_>) -> ! {
+    reset_signals();
+    let sock = std::mem::replace(&mut args.sync, dup_placeholder());
+    let code = match setup(&mut args, sock.as_fd()) {
+        Ok(ready) => {
+            let e = finish(ready, sock.as_fd(), args.fifo, args.seccomp.take());
+            // Exec failed.  The parent of `run` may still listen; after `start` nobody does, so
+            // also write to stderr (the pty when a terminal is used), as crun does.
+            let _ = sync::send_error(sock.as_fd(), &e);
+            crate::log::log_error(&e);
+            1
+        }
+        Err(e) => {
+            if sync::send_error(sock.as_fd(), &e).is_err() {
+                crate::log::log_error(&e);
+            }
+            1
+        }
+    };
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(code) }
+}
+
+fn dup_placeholder() -> OwnedFd {
+    // An fd that is only ever dropped: /dev/null, or a closed pipe end.
+    std::fs::File::open("/dev/null")
+        .map(OwnedFd::from)
+        .unwrap_or_else(|_| {
+            let (r, _w) = nix::unistd::pipe().unwrap_or_else(|_| unsafe { libc::_exit(1) });
+            r
+        })
+}
+
+/// The result of setup: what to exec.
+pub struct Ready {
+    path: PathBuf,
+    args: Vec<String>,
+    env: Vec<String>,
+}
+
+fn sethostname_checked(c: &Container, has_uts: bool) -> Result<()> {
+    if let Some(h) = c.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if !has_uts {
+            bail!(
+                libc::EPERM,
+                "unable to set hostname without a UTS namespace"
+            );
+        }
+        nix::unistd::sethostname(h).with_context(|| format!("sethostname `{h}`"))?;
+    }
+    if let Some(d) = c.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        if !has_uts {
+            bail!(
+                libc::EPERM,
+                "unable to set domainname without a UTS namespace"
+            );
+        }
+        // SAFETY: d is valid for d.len() bytes.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+            return Err(Error::last_os_error(format!("setdomainname `{d}`")));
+        }
+    }
+    Ok(())
+}
+
+fn apply_sysctl(c: &Container) -> Result<()> {
+    let Some(map) = c.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        if k.contains("..") || k.starts_with('/') {
+            bail!(libc::EINVAL, "invalid sysctl key `{k}`");
+        }
+        let p = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&p, v).with_context(|| format!("sysctl `{k}`: write `{p}`"))?;
+    }
+    Ok(())
+}
+
+fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
+    let c = a.container;
+    for j in &a.plan.join {
+        super::namespaces::join(j)?;
+    }
+    sync::expect(sock, Kind::Go, "wait for the parent")?;
+    if a.plan.userns {
+        // SAFETY: plain syscalls; root in the new user namespace once the maps are written.
+        if unsafe { libc::setresgid(0, 0, 0) } < 0 {
+            return Err(Error::last_os_error(
+                "setresgid to `0` in the user namespace",
+            ));
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setresuid(0, 0, 0) } < 0 {
+            return Err(Error::last_os_error(
+                "setresuid to `0` in the user namespace",
+            ));
+        }
+    }
+    if !a.no_new_keyring {
+        // KEYCTL_JOIN_SESSION_KEYRING with a NULL name: a fresh anonymous session keyring.
+        // Failures (no keyring support, seccomp on the host) only cost isolation: ignore.
+        // SAFETY: keyctl with integer/NULL arguments.
+        unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
+    }
+    let has_uts = a.plan.clone_flags & libc::CLONE_NEWUTS as u64 != 0
+        || a.plan
+            .join
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Uts);
+    sethostname_checked(c, has_uts)?;
+    let has_mnt = a.plan.clone_flags & libc::CLONE_NEWNS as u64 != 0
+        || a.plan
+            .join
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Mount);
+    let terminal = c.terminal();
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0) };
+    if let Some(rootfs) = &a.rootfs {
+        if !has_mnt {
+            bail!(
+                libc::EINVAL,
+                "a mount namespace is required to set up the rootfs `{}`",
+                rootfs.display()
+            );
+        }
+        let setup = mounts::RootfsSetup {
+            spec: &c.spec,
+            rootfs,
+            bundle: &a.bundle,
+            terminal,
+            in_userns: a.plan.userns,
+        };
+        let root = mounts::prepare_rootfs(&setup)?;
+        mounts::do_pivot(&root, rootfs, a.no_pivot)?;
+        drop(root);
+        apply_sysctl(c)?;
+        mounts::finalize(&c.spec)?;
+    } else {
+        apply_sysctl(c)?;
+    }
+    // SAFETY: setsid cannot fail in a fresh process that is not a group leader; if it is (the
+    // pid namespace init is not), the error is harmless.
+    unsafe { libc::setsid() };
+
+    let p = c.process()?;
+    if terminal {
+        // Create the pty from the container's own devpts and hand the master over at once:
+        // every later step may fail, and a monitor waiting on the console socket must get
+        // the fd before the error (crun #1524, runc's ordering).
+        let (master, pts) = glue::console::new_terminal().context("create the terminal")?;
+        sync::send(sock, Kind::Terminal, 0, &pts)?;
+        glue::console::send_fd(sock, master.as_fd(), b" ").context("send the terminal fd")?;
+        drop(master);
+        glue::console::set_stdio(&pts)?;
+        let uid = p.user().uid();
+        if uid != 0 {
+            nix::unistd::chown(pts.as_str(), Some(nix::unistd::Uid::from_raw(uid)), None)
+                .with_context(|| format!("chown `{pts}`"))?;
+        }
+        if let Some(sz) = p.console_size() {
+            glue::console::setup_size(
+                // SAFETY: fd 0 is the pty slave after set_stdio and stays open.
+                unsafe { BorrowedFd::borrow_raw(0) },
+                sz.height() as u16,
+                sz.width() as u16,
+            )?;
+        }
+        if a.rootfs.is_some() {
+            mounts::bind_console(&pts)?;
+        }
+    }
+
+    // From here on, errors come from the user's configuration and are reported after the
+    // terminal handoff.
+    let env: Vec<String> = p.env().clone().unwrap_or_default();
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    let cwd = p.cwd().clone();
+    let path = process::find_executable(
+        args.first().map(String::as_str).unwrap_or(""),
+        process::env_get(&env, "PATH"),
+        &cwd,
+    )?;
+    nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
+    process::apply_rlimits(p)?;
+    process::apply_oom_score_adj(p)?;
+    // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: load it while we still
+    // have it (crun does the same); with noNewPrivileges it is the last step before execve.
+    if !p.no_new_privileges().unwrap_or(false) {
+        if let Some(f) = a.seccomp.take() {
+            glue::seccomp::apply(f)?;
+        }
+    }
+    let caps = p.capabilities().as_ref();
+    process::apply_bounding(caps)?;
+    process::apply_user(p)?;
+    process::apply_caps(caps)?;
+    if p.no_new_privileges().unwrap_or(false) {
+        process::set_no_new_privs()?;
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    let mut env = env;
+    if process::env_get(&env, "HOME").is_none() {
+        let home = process::home_for_uid(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    if a.listen_fds > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={}", a.listen_fds));
+        env.push(format!("LISTEN_PID={}", std::process::id()));
+    }
+    process::prepare_fds(a.preserve_fds.max(a.listen_fds))?;
+    Ok(Ready { path, args, env })
+}
+
+fn wait_fifo(fd: RawFd) -> Result<()> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: pfd is a valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r >= 0 {
+            break;
+        }
+        let e = Error::last_os_error("poll the exec fifo");
+        if e.errno() != libc::EINTR {
+            return Err(e);
+        }
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: b is a valid 1-byte buffer.
+    let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+    if n <= 0 {
+        return Err(Error::last_os_error("read from the exec fifo"));
+    }
+    // SAFETY: the fd is ours; close it so it does not leak into the container.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+fn finish(
+    r: Ready,
+    sock: BorrowedFd<'_>,
+    fifo: Option<RawFd>,
+    seccomp: Option<glue::seccomp::Filter>,
+) -> Error {
+    if let Err(e) = sync::send(sock, Kind::Ready, 0, "") {
+        return e;
+    }
+    if let Some(fd) = fifo {
+        if let Err(e) = wait_fifo(fd) {
+            return e;
+        }
+    }
+    if let Some(f) = seccomp {
+        if let Err(e) = glue::seccomp::apply(f) {
+            return e;
+        }
+    }
+    process::exec(&r.path, &r.args, &r.env)
+}

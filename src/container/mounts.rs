@@ -1,0 +1,849 @@
+//! Root filesystem setup inside the container's mount namespace: the OCI mounts, default and
+//! spec devices, `/dev` symlinks, `pivot_root` (or `chroot` for `--no-pivot`), masked and
+//! read-only paths.
+//!
+//! Mount targets are resolved **inside the rootfs** with `openat2(RESOLVE_IN_ROOT)`, so a
+//! symlink in the image cannot send a mount outside the rootfs; the mount is then made on the
+//! resolved `O_PATH` fd through `/proc/self/fd/N`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::bail;
+use crate::error::{Context, Error, Result};
+
+/// `/proc/self/fd/<fd>`: a path the kernel resolves to exactly what `fd` refers to.
+pub fn fd_path(fd: RawFd) -> String {
+    format!("/proc/self/fd/{fd}")
+}
+
+fn cstr(p: &str) -> Result<CString> {
+    CString::new(p).map_err(|_| Error::new(libc::EINVAL, format!("path `{p}` contains NUL")))
+}
+
+/// `openat2(dirfd, path, flags, RESOLVE_IN_ROOT)`.
+pub fn openat2_in_root(root: RawFd, path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: open_how is plain data; zeroed is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & libc::O_CREAT != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: c and how live across the call; the kernel reads sizeof(how) bytes.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            // SAFETY: the syscall returned a fresh fd we now own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
+        }
+        let e = Error::last_os_error(format!("open `{path}` in the rootfs"));
+        if e.errno() != libc::EINTR && e.errno() != libc::EAGAIN {
+            return Err(e);
+        }
+    }
+}
+
+/// The components of `p` relative to the root (no `.`/`..` handling beyond the kernel's
+/// in-root resolution).
+fn rel_components(p: &Path) -> Vec<String> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Create every directory of `path` under `root` (resolved in root) and return an `O_PATH` fd
+/// to the last one.
+pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> Result<OwnedFd> {
+    mkdir_all_depth(root, path, 0)
+}
+
+fn mkdir_all_depth(root: RawFd, path: &Path, depth: u32) -> Result<OwnedFd> {
+    if depth > 40 {
+        bail!(
+            libc::ELOOP,
+            "mkdir `{}`: too many levels of symbolic links",
+            path.display()
+        );
+    }
+    let comps = rel_components(path);
+    let mut cur = String::from(".");
+    let mut fd = openat2_in_root(root, ".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    for c in comps {
+        let next = format!("{cur}/{c}");
+        match openat2_in_root(root, &next, libc::O_PATH | libc::O_DIRECTORY, 0) {
+            Ok(f) => fd = f,
+            Err(e) if e.errno() == libc::ENOENT => {
+                let name = cstr(&c)?;
+                // SAFETY: fd is a directory fd; name is NUL-terminated.
+                let r = unsafe { libc::mkdirat(fd.as_raw_fd(), name.as_ptr(), 0o755) };
+                if r < 0 {
+                    let e = Error::last_os_error(format!("mkdir `{}`", path.display()));
+                    if e.errno() != libc::EEXIST {
+                        return Err(e);
+                    }
+                    // A dangling symlink: create its target, resolved inside the root.
+                    if let Ok(link) = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), c.as_str()) {
+                        let link = PathBuf::from(link);
+                        let target = if link.is_absolute() {
+                            link
+                        } else {
+                            PathBuf::from(&cur).join(link)
+                        };
+                        mkdir_all_depth(root, &target, depth + 1)?;
+                    }
+                }
+                fd = openat2_in_root(root, &next, libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .with_context(|| format!("mkdir `{}`", path.display()))?;
+            }
+            Err(e) => return Err(e.wrap(format!("mkdir `{}`", path.display()))),
+        }
+        cur = next;
+    }
+    Ok(fd)
+}
+
+/// Resolve `dest` in root, creating it (a directory, or an empty file when `dir` is false)
+/// when missing.  Returns an `O_PATH` fd.
+pub fn create_target(root: RawFd, dest: &Path, dir: bool) -> Result<OwnedFd> {
+    let rel = dest.to_string_lossy();
+    let rel = rel.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    match openat2_in_root(root, rel, libc::O_PATH, 0) {
+        Ok(f) => return Ok(f),
+        Err(e) if e.errno() != libc::ENOENT => return Err(e),
+        Err(_) => {}
+    }
+    if dir {
+        return mkdir_all_in_root(root, dest);
+    }
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let pfd = mkdir_all_in_root(root, parent)?;
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::new(libc::EINVAL, format!("invalid path `{}`", dest.display())))?;
+    let name = cstr(&name.to_string_lossy())?;
+    // Reopen the parent as a real directory fd to create the file in it.
+    let dfd = openat2_in_root(pfd.as_raw_fd(), ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    // SAFETY: dfd is a directory fd; name is NUL-terminated.
+    let r = unsafe {
+        libc::openat(
+            dfd.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o644,
+        )
+    };
+    if r < 0 {
+        let e = Error::last_os_error(format!("create `{}`", dest.display()));
+        if e.errno() != libc::EEXIST {
+            return Err(e);
+        }
+    } else {
+        // SAFETY: r is a fresh fd.
+        drop(unsafe { OwnedFd::from_raw_fd(r) });
+    }
+    openat2_in_root(root, rel, libc::O_PATH, 0)
+}
+
+/// Parsed mount options.
+#[derive(Debug, Clone)]
+pub struct MountOpts {
+    pub flags: MsFlags,
+    pub clear: MsFlags,
+    pub propagation: MsFlags,
+    pub data: Vec<String>,
+    pub bind: bool,
+    pub recursive: bool,
+}
+
+/// Split OCI mount options into flags, propagation and fs data.
+pub fn parse_options(opts: &[String]) -> MountOpts {
+    let mut m = MountOpts {
+        flags: MsFlags::empty(),
+        clear: MsFlags::empty(),
+        propagation: MsFlags::empty(),
+        data: Vec::new(),
+        bind: false,
+        recursive: false,
+    };
+    for o in opts {
+        let (set, clear): (MsFlags, MsFlags) = match o.as_str() {
+            "ro" | "rro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" | "rrw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" | "rnosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" | "rsuid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" | "rnodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" | "rdev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" | "rnoexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" | "rexec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" | "ratime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" | "rnoatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" | "rdiratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" | "rnodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" | "rrelatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" | "rnorelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" | "rstrictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" | "rnostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "bind" => {
+                m.bind = true;
+                continue;
+            }
+            "rbind" => {
+                m.bind = true;
+                m.recursive = true;
+                continue;
+            }
+            "private" => {
+                m.propagation = MsFlags::MS_PRIVATE;
+                continue;
+            }
+            "rprivate" => {
+                m.propagation = MsFlags::MS_PRIVATE | MsFlags::MS_REC;
+                continue;
+            }
+            "shared" => {
+                m.propagation = MsFlags::MS_SHARED;
+                continue;
+            }
+            "rshared" => {
+                m.propagation = MsFlags::MS_SHARED | MsFlags::MS_REC;
+                continue;
+            }
+            "slave" => {
+                m.propagation = MsFlags::MS_SLAVE;
+                continue;
+            }
+            "rslave" => {
+                m.propagation = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+                continue;
+            }
+            "unbindable" => {
+                m.propagation = MsFlags::MS_UNBINDABLE;
+                continue;
+            }
+            "runbindable" => {
+                m.propagation = MsFlags::MS_UNBINDABLE | MsFlags::MS_REC;
+                continue;
+            }
+            // Options crun accepts that have no mount(2) meaning here.
+            "tmpcopyup" | "notmpcopyup" | "copy-symlink" | "src-nofollow" | "dest-nofollow"
+            | "defaults" => continue,
+            _ => {
+                m.data.push(o.clone());
+                continue;
+            }
+        };
+        m.flags |= set;
+        m.flags &= !clear;
+        m.clear |= clear;
+    }
+    m
+}
+
+/// The statvfs flags of `path` that a bind remount must keep (locked in a user namespace).
+fn locked_flags(path: &str) -> MsFlags {
+    let Ok(c) = cstr(path) else {
+        return MsFlags::empty();
+    };
+    // SAFETY: statvfs writes into a zeroed struct.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and s is valid.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return MsFlags::empty();
+    }
+    let mut f = MsFlags::empty();
+    if s.f_flag & libc::ST_NOSUID != 0 {
+        f |= MsFlags::MS_NOSUID;
+    }
+    if s.f_flag & libc::ST_NODEV != 0 {
+        f |= MsFlags::MS_NODEV;
+    }
+    if s.f_flag & libc::ST_NOEXEC != 0 {
+        f |= MsFlags::MS_NOEXEC;
+    }
+    f
+}
+
+fn do_mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: &Path,
+) -> Result<()> {
+    mount(src, target, fstype, flags, data)
+        .with_context(|| format!("mount `{}` to `{}`", src.unwrap_or("none"), what.display()))
+}
+
+/// Whether the host's `/sys/fs/cgroup` is a pure cgroup2 mount.
+fn host_is_cgroup2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Everything the mount phase needs to know.
+pub struct RootfsSetup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub terminal: bool,
+    pub in_userns: bool,
+}
+
+/// Prepare the rootfs before `pivot_root`: propagation, bind of the rootfs on itself, the OCI
+/// mounts, devices and `/dev` symlinks.  Returns an `O_PATH` fd to the rootfs mount.
+pub fn prepare_rootfs(s: &RootfsSetup<'_>) -> Result<OwnedFd> {
+    // Nothing we do may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .context("make `/` a recursive slave mount")?;
+    let rootfs_s = s.rootfs.to_string_lossy().into_owned();
+    let meta =
+        std::fs::metadata(s.rootfs).with_context(|| format!("rootfs `{}`", s.rootfs.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            libc::ENOTDIR,
+            "rootfs `{}` is not a directory",
+            s.rootfs.display()
+        );
+    }
+    do_mount(
+        Some(&rootfs_s),
+        &rootfs_s,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        s.rootfs,
+    )?;
+    let prop = match s
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+        .as_deref()
+    {
+        Some("shared") => MsFlags::MS_SHARED,
+        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        Some("slave") => MsFlags::MS_SLAVE,
+        Some("rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some("unbindable") => MsFlags::MS_UNBINDABLE,
+        Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        Some("private") => MsFlags::MS_PRIVATE,
+        _ => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+    };
+    mount(
+        None::<&str>,
+        rootfs_s.as_str(),
+        None::<&str>,
+        prop,
+        None::<&str>,
+    )
+    .context("set rootfs propagation")?;
+    let root = nix::fcntl::open(
+        s.rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("open rootfs `{}`", s.rootfs.display()))?;
+    // SAFETY: open returned a fresh fd.
+    let root = unsafe { OwnedFd::from_raw_fd(root) };
+
+    let mut has_dev = false;
+    for m in s.spec.mounts().as_deref().unwrap_or(&[]) {
+        if m.destination() == Path::new("/dev") {
+            has_dev = true;
+        }
+        do_spec_mount(s, root.as_raw_fd(), m)
+            .with_context(|| format!("mount `{}`", m.destination().display()))?;
+    }
+    create_devices(s, root.as_raw_fd(), has_dev)?;
+    Ok(root)
+}
+
+fn do_spec_mount(s: &RootfsSetup<'_>, root: RawFd, m: &Mount) -> Result<()> {
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let bind = opts.bind || typ == "bind";
+    let dest = m.destination();
+    if !dest.is_absolute() {
+        bail!(
+            libc::EINVAL,
+            "invalid mount destination `{}`: not absolute",
+            dest.display()
+        );
+    }
+    let src = m.source().as_ref().map(|p| {
+        if bind && p.is_relative() {
+            s.bundle.join(p)
+        } else {
+            p.to_path_buf()
+        }
+    });
+    if bind {
+        let src = src.ok_or_else(|| Error::new(libc::EINVAL, "bind mount without a source"))?;
+        let src_s = src.to_string_lossy().into_owned();
+        let st = std::fs::metadata(&src).with_context(|| format!("stat `{src_s}`"))?;
+        let target = create_target(root, dest, st.is_dir())?;
+        let tp = fd_path(target.as_raw_fd());
+        let mut f = MsFlags::MS_BIND;
+        if opts.recursive {
+            f |= MsFlags::MS_REC;
+        }
+        do_mount(Some(&src_s), &tp, None, f, None, dest)?;
+        // The new mount is on top of the fd's mount: reopen to reach it.
+        let target = create_target(root, dest, st.is_dir())?;
+        let tp = fd_path(target.as_raw_fd());
+        let extra = opts.flags
+            & (MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_RELATIME
+                | MsFlags::MS_STRICTATIME);
+        if !extra.is_empty() {
+            let keep = locked_flags(&tp);
+            do_mount(
+                None,
+                &tp,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep,
+                None,
+                dest,
+            )?;
+        }
+        if !opts.propagation.is_empty() {
+            do_mount(None, &tp, None, opts.propagation, None, dest)?;
+        }
+        return Ok(());
+    }
+    let data = opts.data.join(",");
+    let data = (!data.is_empty()).then_some(data);
+    let target = create_target(root, dest, true)?;
+    let tp = fd_path(target.as_raw_fd());
+    let src_s = src
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_string());
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let r = match typ {
+        "cgroup" | "cgroup2" => {
+            if host_is_cgroup2() {
+                do_mount(Some("cgroup2"), &tp, Some("cgroup2"), flags, None, dest)
+            } else {
+                // cgroup v1/hybrid host: an empty read-only tmpfs keeps the path present
+                // without exposing the host hierarchy.
+                do_mount(
+                    Some("tmpfs"),
+                    &tp,
+                    Some("tmpfs"),
+                    flags,
+                    Some("mode=755"),
+                    dest,
+                )
+            }
+        }
+        _ => do_mount(Some(&src_s), &tp, Some(typ), flags, data.as_deref(), dest),
+    };
+    match r {
+        Ok(()) => {}
+        // Without a network (or IPC) namespace of its own, or in a user namespace, sysfs and
+        // mqueue cannot be mounted fresh: bind the host's, as crun does.
+        Err(e)
+            if (typ == "sysfs" || typ == "mqueue")
+                && (e.errno() == libc::EPERM || e.errno() == libc::EBUSY) =>
+        {
+            let host = if typ == "sysfs" {
+                "/sys"
+            } else {
+                "/dev/mqueue"
+            };
+            do_mount(
+                Some(host),
+                &tp,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                dest,
+            )?;
+            let target = create_target(root, dest, true)?;
+            let tp = fd_path(target.as_raw_fd());
+            let extra = flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
+            if !extra.is_empty() {
+                let keep = locked_flags(&tp);
+                do_mount(
+                    None,
+                    &tp,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep,
+                    None,
+                    dest,
+                )?;
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    if !opts.propagation.is_empty() {
+        let target = create_target(root, dest, true)?;
+        do_mount(
+            None,
+            &fd_path(target.as_raw_fd()),
+            None,
+            opts.propagation,
+            None,
+            dest,
+        )?;
+    }
+    Ok(())
+}
+
+/// The devices every container gets (OCI "Default Devices").
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/tty", 5, 0),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+];
+
+fn create_devices(s: &RootfsSetup<'_>, root: RawFd, _has_dev: bool) -> Result<()> {
+    let spec_devs: &[LinuxDevice] = s
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    mkdir_all_in_root(root, Path::new("/dev"))?;
+    for (path, maj, min) in DEFAULT_DEVICES {
+        if spec_devs.iter().any(|d| d.path() == Path::new(path)) {
+            continue;
+        }
+        make_device(
+            root,
+            Path::new(path),
+            libc::S_IFCHR,
+            *maj,
+            *min,
+            0o666,
+            None,
+            None,
+            s.in_userns,
+        )?;
+    }
+    for d in spec_devs {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => bail!(
+                libc::EINVAL,
+                "invalid device type `a` for `{}`",
+                d.path().display()
+            ),
+        };
+        make_device(
+            root,
+            d.path(),
+            kind,
+            d.major() as u64,
+            d.minor() as u64,
+            d.file_mode().unwrap_or(0o666) & 0o7777,
+            d.uid(),
+            d.gid(),
+            s.in_userns,
+        )?;
+    }
+    let dev = openat2_in_root(root, "dev", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let links: &[(&str, &str)] = &[
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ];
+    for (name, target) in links {
+        if *name == "ptmx" && spec_devs.iter().any(|d| d.path() == Path::new("/dev/ptmx")) {
+            continue;
+        }
+        let n = cstr(name)?;
+        let t = cstr(target)?;
+        // SAFETY: dev is a directory fd; both strings are NUL-terminated.
+        if unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) } < 0 {
+            let e = Error::last_os_error(format!("symlink `/dev/{name}`"));
+            if e.errno() == libc::EEXIST {
+                continue;
+            }
+            return Err(e);
+        }
+    }
+    if s.terminal {
+        create_target(root, Path::new("/dev/console"), false)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_device(
+    root: RawFd,
+    path: &Path,
+    kind: libc::mode_t,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    in_userns: bool,
+) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("/dev"));
+    let pfd = mkdir_all_in_root(root, parent)?;
+    let dir = openat2_in_root(pfd.as_raw_fd(), ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::new(libc::EINVAL, format!("invalid device `{}`", path.display())))?;
+    let cname = cstr(&name.to_string_lossy())?;
+    // An existing entry (e.g. from the image) is replaced.
+    // SAFETY: dir is a directory fd; cname is NUL-terminated.
+    unsafe { libc::unlinkat(dir.as_raw_fd(), cname.as_ptr(), 0) };
+    let dev = libc::makedev(major as u32, minor as u32);
+    let r = if in_userns {
+        -1
+    } else {
+        // SAFETY: as above.
+        unsafe { libc::mknodat(dir.as_raw_fd(), cname.as_ptr(), kind | mode, dev) }
+    };
+    if r < 0 {
+        let e = if in_userns {
+            Error::new(libc::EPERM, "mknod in a user namespace")
+        } else {
+            Error::last_os_error(format!("mknod `{}`", path.display()))
+        };
+        if e.errno() != libc::EPERM || kind == libc::S_IFIFO {
+            return Err(e);
+        }
+        // No CAP_MKNOD (user namespace): bind mount the host's device node.
+        drop(dir);
+        let t = create_target(root, path, false)?;
+        let host = path.to_string_lossy().into_owned();
+        do_mount(
+            Some(&host),
+            &fd_path(t.as_raw_fd()),
+            None,
+            MsFlags::MS_BIND,
+            None,
+            path,
+        )?;
+        return Ok(());
+    }
+    if uid.is_some() || gid.is_some() {
+        // SAFETY: as above; -1 leaves an id unchanged.
+        let r = unsafe {
+            libc::fchownat(
+                dir.as_raw_fd(),
+                cname.as_ptr(),
+                uid.map_or(u32::MAX, |u| u),
+                gid.map_or(u32::MAX, |g| g),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r < 0 {
+            return Err(Error::last_os_error(format!("chown `{}`", path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// Make `root` the root of the mount namespace: `pivot_root`, or `MS_MOVE` + `chroot` when
+/// `no_pivot` is set.
+pub fn do_pivot(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).with_context(|| format!("chdir `{}`", rootfs.display()))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .context("move the rootfs to `/`")?;
+        nix::unistd::chroot(".").context("chroot")?;
+        nix::unistd::chdir("/").context("chdir `/`")?;
+        return Ok(());
+    }
+    nix::unistd::fchdir(root.as_raw_fd()).context("fchdir to the rootfs")?;
+    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+    umount2(".", MntFlags::MNT_DETACH).context("umount the old root")?;
+    nix::unistd::chdir("/").context("chdir `/`")?;
+    Ok(())
+}
+
+/// After the pivot: masked paths, read-only paths and a read-only root.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        mask_path(p).with_context(|| format!("mask path `{p}`"))?;
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        readonly_path(p).with_context(|| format!("make path `{p}` read-only"))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let keep = locked_flags("/");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
+            None::<&str>,
+        )
+        .context("remount the rootfs read-only")?;
+    }
+    Ok(())
+}
+
+fn mask_path(p: &str) -> Result<()> {
+    let md = match std::fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).context(format!("stat `{p}`")),
+    };
+    if md.is_dir() {
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0k"),
+        )
+        .with_context(|| format!("mount tmpfs on `{p}`"))
+    } else {
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind `/dev/null` on `{p}`"))
+    }
+}
+
+fn readonly_path(p: &str) -> Result<()> {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).context(format!("bind `{p}`")),
+    }
+    let keep = locked_flags(p);
+    mount(
+        None::<&str>,
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
+        None::<&str>,
+    )
+    .with_context(|| format!("remount `{p}` read-only"))
+}
+
+/// Bind the pty slave `pts` onto `/dev/console` (after the pivot).
+pub fn bind_console(pts: &str) -> Result<()> {
+    let p = PathBuf::from("/dev/console");
+    if !p.exists() {
+        std::fs::File::create(&p).context("create `/dev/console`")?;
+    }
+    mount(
+        Some(pts),
+        "/dev/console",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind `{pts}` on `/dev/console`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o: Vec<String> = ["rbind", "ro", "nosuid", "rslave", "mode=755", "size=10k"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let m = parse_options(&o);
+        assert!(m.bind && m.recursive);
+        assert!(m.flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        assert_eq!(m.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!(m.data, vec!["mode=755".to_string(), "size=10k".to_string()]);
+        let m = parse_options(&["ro".into(), "rw".into()]);
+        assert!(!m.flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn targets_resolve_inside_the_root() {
+        let d = std::env::temp_dir().join(format!("crun-rs-mnt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("root/etc")).unwrap();
+        // An absolute symlink pointing outside must resolve inside the root.
+        std::os::unix::fs::symlink("/tmp-outside-xyz", d.join("root/escape")).unwrap();
+        let root = std::fs::File::open(d.join("root")).unwrap();
+        let fd = create_target(root.as_raw_fd(), Path::new("/escape/sub"), true).unwrap();
+        drop(fd);
+        assert!(d.join("root/tmp-outside-xyz/sub").is_dir());
+        assert!(!Path::new("/tmp-outside-xyz").exists());
+        let fd = create_target(root.as_raw_fd(), Path::new("/etc/x/file"), false).unwrap();
+        drop(fd);
+        assert!(d.join("root/etc/x/file").is_file());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

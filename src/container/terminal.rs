@@ -1,0 +1,223 @@
+//! The foreground side of `crun run` / `crun exec` without `--detach`: signal forwarding,
+//! the pty copy loop (stdin → master, master → stdout) with SIGWINCH forwarding, and the exit
+//! status of the container process.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use super::glue;
+use crate::error::{Context, Error, Result};
+
+/// Signals a foreground runtime forwards to the container (plus SIGCHLD, which it handles).
+fn forwarded() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in Signal::iterator() {
+        match sig {
+            Signal::SIGKILL
+            | Signal::SIGSTOP
+            | Signal::SIGSEGV
+            | Signal::SIGBUS
+            | Signal::SIGILL
+            | Signal::SIGFPE
+            | Signal::SIGTRAP
+            | Signal::SIGABRT
+            | Signal::SIGSYS
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
+            | Signal::SIGPIPE => {}
+            _ => s.add(sig),
+        }
+    }
+    s
+}
+
+/// Blocks the forwarded signals while alive; the previous mask is restored on drop.
+pub struct BlockedSignals {
+    old: SigSet,
+}
+
+/// Block forwarded signals now (before the clone) so none is lost before the loop starts.
+pub fn block_signals() -> Result<BlockedSignals> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), Some(&mut old))
+        .context("block signals")?;
+    Ok(BlockedSignals { old })
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+}
+
+fn status_code(st: i32) -> i32 {
+    if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        1
+    }
+}
+
+/// Reap `pid` if it exited (and any other dead child); its exit code.
+fn reap(pid: i32) -> Option<i32> {
+    let mut found = None;
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid writes into st.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+        if r == pid {
+            found = Some(status_code(st));
+        }
+    }
+    found
+}
+
+fn write_all(fd: RawFd, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid; fd may be closed (EBADF ends the loop).
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+fn read_some(fd: RawFd, buf: &mut [u8]) -> isize {
+    loop {
+        // SAFETY: buf is a valid mutable slice.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return n;
+    }
+}
+
+fn drain(master: RawFd) {
+    // SAFETY: fcntl on our fd.
+    unsafe {
+        let fl = libc::fcntl(master, libc::F_GETFL);
+        libc::fcntl(master, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = read_some(master, &mut buf);
+        if n <= 0 {
+            return;
+        }
+        write_all(1, &buf[..n as usize]);
+    }
+}
+
+/// Wait for `pid` in the foreground, forwarding signals and (with `master`) copying the
+/// terminal.  Must be called with [`block_signals`] in effect.  Returns the exit code
+/// (128 + signal for a killed process).
+pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
+    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    // The process may already be gone (SIGCHLD arrived before the signalfd existed).
+    if let Some(code) = reap(pid) {
+        if let Some(m) = &master {
+            drain(m.as_raw_fd());
+        }
+        return Ok(code);
+    }
+    // SAFETY: fd 0 stays open for the life of the process.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    // SAFETY: isatty only inspects the fd.
+    let stdin_tty = unsafe { libc::isatty(0) } == 1;
+    let _raw = match (&master, stdin_tty) {
+        (Some(_), true) => Some(glue::console::set_raw(stdin)?),
+        _ => None,
+    };
+    if let Some(m) = &master {
+        if stdin_tty {
+            let _ = glue::console::setup_size(m.as_fd(), 0, 0);
+        }
+    }
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![libc::pollfd {
+            fd: sfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(m) = &master {
+            if master_open {
+                fds.push(libc::pollfd {
+                    fd: m.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if stdin_open {
+                fds.push(libc::pollfd {
+                    fd: 0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+        }
+        // SAFETY: fds is a valid array of pollfd.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            let e = Error::last_os_error("poll");
+            if e.errno() == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        for p in &fds {
+            if p.revents == 0 {
+                continue;
+            }
+            if p.fd == sfd.as_raw_fd() {
+                if let Ok(Some(si)) = sfd.read_signal() {
+                    let sig = si.ssi_signo as i32;
+                    if sig == libc::SIGCHLD {
+                        if let Some(code) = reap(pid) {
+                            if let Some(m) = &master {
+                                drain(m.as_raw_fd());
+                            }
+                            return Ok(code);
+                        }
+                    } else if sig == libc::SIGWINCH {
+                        if let Some(m) = &master {
+                            let _ = glue::console::setup_size(m.as_fd(), 0, 0);
+                        }
+                    } else {
+                        // SAFETY: kill with a pid and signal number.
+                        unsafe { libc::kill(pid, sig) };
+                    }
+                }
+            } else if Some(p.fd) == master.as_ref().map(|m| m.as_raw_fd()) {
+                let n = read_some(p.fd, &mut buf);
+                if n <= 0 {
+                    master_open = false;
+                } else {
+                    write_all(1, &buf[..n as usize]);
+                }
+            } else if p.fd == 0 {
+                let n = read_some(0, &mut buf);
+                if n <= 0 {
+                    stdin_open = false;
+                } else if let Some(m) = &master {
+                    write_all(m.as_raw_fd(), &buf[..n as usize]);
+                }
+            }
+        }
+    }
+}
