@@ -38,7 +38,11 @@ fn env_missing() -> Option<String> {
 
 impl Podman {
     fn new(tag: &str, runtime: &Path) -> Podman {
-        let dir = std::env::temp_dir().join(format!("crun-rs-podman-{tag}-{}", std::process::id()));
+        // Podman refuses a runroot longer than 50 characters: keep the directory name short.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = PathBuf::from(format!("/tmp/crp-{}-{n}", std::process::id()));
+        eprintln!("{tag}: podman state in {}", dir.display());
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(
