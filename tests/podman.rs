@@ -307,6 +307,49 @@ fn check_exec(p: &Podman) {
     assert!(o.status.success(), "podman rm -f: {}", stderr(&o));
 }
 
+/// Exit codes, stdin (`-i`) and `podman logs` of a detached container.
+fn check_exit_stdin_logs(p: &Podman) {
+    let o = p.run(&["--rm"], &["sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "exit code: {}", stderr(&o));
+    let mut c = p.command();
+    c.arg("run").args(["--rm", "-i", "--network", "none"]);
+    c.args([
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ]);
+    c.arg("--rootfs").arg(p.rootfs()).arg("cat");
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("podman run -i");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "podman run -i cat: {}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "through stdin\n");
+    let o = p.run(&["-d"], &["sh", "-c", "echo logged; echo to-stderr >&2"]);
+    assert_eq!(o.status.code(), Some(0), "podman run -d: {}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = p.podman(&["wait", &id]);
+    assert_eq!(stdout(&o).trim(), "0", "podman wait: {}", stderr(&o));
+    let o = p.podman(&["logs", &id]);
+    assert!(o.status.success(), "podman logs: {}", stderr(&o));
+    assert_eq!(stdout(&o), "logged\n");
+    assert_eq!(stderr(&o), "to-stderr\n");
+    let o = p.podman(&["rm", &id]);
+    assert!(o.status.success(), "podman rm: {}", stderr(&o));
+}
+
 fn runc(test: &str) -> Option<Podman> {
     if let Some(r) = env_missing() {
         cc::skip(test, &r);
@@ -343,6 +386,8 @@ fn reference_runc() {
         check_not_executable(&p);
         check_detached_lifecycle(&p);
         check_exec(&p);
+        check_exit_stdin_logs(&p);
+        check_failed_create_quiet(&p);
     }
 }
 
@@ -393,4 +438,32 @@ fn crun_exec() {
     if let Some(p) = ours("crun_exec") {
         check_exec(&p);
     }
+}
+
+#[test]
+fn crun_exit_code_stdin_logs() {
+    if let Some(p) = ours("crun_exit_code_stdin_logs") {
+        check_exit_stdin_logs(&p);
+    }
+}
+
+/// After a failed create Podman runs `<runtime> delete --force <id>` for a container the
+/// runtime never recorded; runc and crun treat that as success.  crun-rs exits 1 with
+/// "container `<id>` does not exist", which Podman prints as an error-level log line.
+#[test]
+#[ignore = "crun-rs incompatibility: `crun delete --force` of a missing container fails (exit 1)"]
+fn crun_failed_create_cleanup_is_quiet() {
+    if let Some(p) = ours("crun_failed_create_cleanup_is_quiet") {
+        check_failed_create_quiet(&p);
+    }
+}
+
+fn check_failed_create_quiet(p: &Podman) {
+    let o = p.run(&["--rm"], &["/nonexistent-cmd"]);
+    assert_eq!(o.status.code(), Some(127));
+    let err = stderr(&o);
+    assert!(
+        !err.contains("does not exist") && !err.contains("level=error"),
+        "Podman's cleanup after the failed create reported an error: {err}"
+    );
 }
