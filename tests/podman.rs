@@ -350,6 +350,43 @@ fn check_exit_stdin_logs(p: &Podman) {
     assert!(o.status.success(), "podman rm: {}", stderr(&o));
 }
 
+/// `--memory 64m`: the limit is visible through the container's `/sys/fs/cgroup` (Podman adds an
+/// OCI mount of type `cgroup` there; on cgroup v1 the runtime bind-mounts each controller).
+fn check_cgroup_mount(p: &Podman) {
+    let o = p.run(
+        &["--rm", "--memory", "64m"],
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "67108864",
+        "memory limit seen in the container"
+    );
+}
+
+/// `--cgroupns private`: the container's cgroups are the roots of its cgroup namespace.
+fn check_cgroupns_private(p: &Podman) {
+    let o = p.run(
+        &["--rm", "--cgroupns", "private"],
+        &["cat", "/proc/self/cgroup"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for line in stdout(&o).lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        assert_eq!(
+            path,
+            "/",
+            "cgroup not at the namespace root: {line:?} in {}",
+            stdout(&o)
+        );
+    }
+}
+
 fn runc(test: &str) -> Option<Podman> {
     if let Some(r) = env_missing() {
         cc::skip(test, &r);
@@ -388,6 +425,8 @@ fn reference_runc() {
         check_exec(&p);
         check_exit_stdin_logs(&p);
         check_failed_create_quiet(&p);
+        check_cgroup_mount(&p);
+        check_cgroupns_private(&p);
     }
 }
 
@@ -466,4 +505,20 @@ fn check_failed_create_quiet(p: &Podman) {
         !err.contains("does not exist") && !err.contains("level=error"),
         "Podman's cleanup after the failed create reported an error: {err}"
     );
+}
+
+#[test]
+#[ignore = "crun-rs incompatibility: the OCI `cgroup` mount on cgroup v1 is an empty tmpfs"]
+fn crun_cgroup_mount_shows_limits() {
+    if let Some(p) = ours("crun_cgroup_mount_shows_limits") {
+        check_cgroup_mount(&p);
+    }
+}
+
+#[test]
+#[ignore = "crun-rs incompatibility: the cgroup namespace is unshared before joining the cgroups"]
+fn crun_cgroupns_private() {
+    if let Some(p) = ours("crun_cgroupns_private") {
+        check_cgroupns_private(&p);
+    }
 }
