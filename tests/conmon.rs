@@ -67,6 +67,10 @@ fn runc(test: &str) -> Option<PathBuf> {
 
 /// Run one container through conmon; returns the harness's JSON report.
 fn run(runtime: &Path, terminal: bool, json_log: bool, cmd: &[&str]) -> Value {
+    run_with(runtime, terminal, json_log, &[], cmd)
+}
+
+fn run_with(runtime: &Path, terminal: bool, json_log: bool, extra: &[&str], cmd: &[&str]) -> Value {
     let mut c = Command::new("python3");
     c.arg(harness()).arg("run").arg("--runtime").arg(runtime);
     // Another conmon (e.g. a 2.2.x build) can be tested with CRUN_RS_CONMON=/path/to/conmon.
@@ -79,7 +83,7 @@ fn run(runtime: &Path, terminal: bool, json_log: bool, cmd: &[&str]) -> Value {
     if json_log {
         c.arg("--json-log");
     }
-    c.arg("--").args(cmd);
+    c.args(extra).arg("--").args(cmd);
     let o = c.output().expect("run harness.py");
     assert!(
         o.status.success(),
@@ -206,6 +210,26 @@ fn crun_not_found_with_json_log() {
             assert!(
                 cc::podman_not_found_re(first["msg"].as_str().unwrap_or("")),
                 "{}",
+                pretty(&v)
+            );
+        }
+    }
+}
+
+/// A failure before the pty exists (a bind mount of a missing source), with and without `-t`:
+/// conmon must still report the runtime's error.  With `-t` this is the case where runc, which
+/// connects the console socket early and closes it without an fd, loses the error under conmon
+/// >= 2.1.8 (peers.md section 4.4); crun-rs does not connect until it has the pty.
+#[test]
+fn crun_early_failure_reported() {
+    if let Some(r) = our_runtime("crun_early_failure_reported") {
+        for terminal in [false, true] {
+            let v = run_with(&r, terminal, false, &["--bad-mount"], &["echo", "hello"]);
+            assert_eq!(v["sync"]["data"], -1, "{}", pretty(&v));
+            let msg = v["sync"]["message"].as_str().unwrap_or("");
+            assert!(
+                msg.contains("nonexistent-mount-source") && cc::podman_not_found_re(msg),
+                "the mount error did not reach the sync pipe (terminal={terminal}): {}",
                 pretty(&v)
             );
         }

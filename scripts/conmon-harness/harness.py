@@ -13,7 +13,7 @@ output to its log (`k8s-file` format: `<time> <stream> <F|P> <text>`) and the ex
 Usage (prints one JSON object on stdout):
 
     harness.py run --runtime /usr/sbin/runc [--terminal] [--conmon /usr/bin/conmon]
-                   [--json-log] [--timeout 20] -- echo hello
+                   [--json-log] [--bad-mount] [--timeout 20] -- echo hello
 
 `--json-log` adds Podman's `--runtime-arg --log-format=json --runtime-arg --log <file>`.
 Everything (bundle, busybox rootfs, runtime state root, logs) lives under a temporary directory
@@ -97,11 +97,16 @@ def make_config(args, terminal, readonly=False):
     }
 
 
-def make_bundle(bundle, args, terminal, busybox):
+def make_bundle(bundle, args, terminal, busybox, bad_mount=False):
     os.makedirs(bundle, exist_ok=True)
     make_rootfs(os.path.join(bundle, "rootfs"), busybox)
+    cfg = make_config(args, terminal)
+    if bad_mount:
+        # A bind mount whose source does not exist: the runtime fails before the pty exists.
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind",
+                              "source": "/nonexistent-mount-source", "options": ["rbind"]})
     with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(make_config(args, terminal), f, indent=1)
+        json.dump(cfg, f, indent=1)
 
 
 def read_line(fd, timeout):
@@ -162,7 +167,7 @@ def run(opts):
     oci_log = os.path.join(tmp, "oci-log")
     for d in (root, exit_dir, sock_dir):
         os.makedirs(d)
-    make_bundle(bundle, opts.cmd, opts.terminal, busybox)
+    make_bundle(bundle, opts.cmd, opts.terminal, busybox, opts.bad_mount)
     runtime = [opts.runtime, "--root", root]
     result = {"cid": cid, "runtime": opts.runtime, "terminal": opts.terminal, "cmd": opts.cmd}
 
@@ -299,6 +304,8 @@ def main(argv):
     r.add_argument("--json-log", action="store_true")
     r.add_argument("--timeout", type=float, default=20)
     r.add_argument("--keep", action="store_true")
+    r.add_argument("--bad-mount", action="store_true",
+                   help="add a bind mount of a nonexistent source (fails before the pty exists)")
     r.add_argument("cmd", nargs="+")
     b = sub.add_parser("bundle", help="write a busybox bundle to DIR")
     b.add_argument("dir")
