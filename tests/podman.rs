@@ -99,6 +99,9 @@ impl Podman {
             ])
             .arg("--runtime")
             .arg(&self.runtime)
+            // The runtime's state root too (Podman passes no --root by default: /run/crun).
+            .arg("--runtime-flag")
+            .arg(format!("root={}", self.dir.join("rtroot").display()))
             .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .stdin(Stdio::null());
         if let Ok(conmon) = std::env::var("CRUN_RS_CONMON") {
