@@ -300,7 +300,9 @@ test_eintr (void)
   CHECK (child_ok (pid));
 
   CHECK_INT (setitimer (ITIMER_REAL, &off, NULL), 0);
-  CHECK_INT (sigaction (SIGALRM, &old, NULL), 0);
+  /* The handler stays installed: a SIGALRM generated before the timer stopped may still be
+     delivered late (valgrind defers signals), and the default action would kill us. */
+  (void) old;
   CHECK (alarms > 20);
   close (pair[0]);
   close (pair[1]);
