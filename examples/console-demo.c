@@ -67,7 +67,7 @@ main (int argc, char **argv)
   listen_fd = libcrun_open_unix_domain_socket (sock, 0, &err);
   if (listen_fd < 0)
     {
-      ret = fail ("open console socket", err);
+      ret = fail ("open console socket", &err);
       goto out;
     }
 
@@ -75,7 +75,7 @@ main (int argc, char **argv)
   container = libcrun_container_load_from_file (config, &err);
   if (container == NULL)
     {
-      ret = fail ("load config", err);
+      ret = fail ("load config", &err);
       goto out;
     }
   memset (&ctx, 0, sizeof ctx);
@@ -87,7 +87,7 @@ main (int argc, char **argv)
   ctx.detach = true;
   if (libcrun_container_create (&ctx, container, LIBCRUN_CREATE_OPTIONS_PREFORK, &err) < 0)
     {
-      ret = fail ("create", err);
+      ret = fail ("create", &err);
       goto out;
     }
 
@@ -95,7 +95,7 @@ main (int argc, char **argv)
   master = libcrun_receive_console_fd (listen_fd, 10000, &err);
   if (master < 0)
     {
-      ret = fail ("receive the console fd", err);
+      ret = fail ("receive the console fd", &err);
       goto delete;
     }
   printf ("console-demo: received pty master fd %d\n", master);
@@ -103,7 +103,7 @@ main (int argc, char **argv)
   /* 4. Start, and copy what the container writes to its terminal until it closes (EIO). */
   if (libcrun_container_start (&ctx, id, &err) < 0)
     {
-      ret = fail ("start", err);
+      ret = fail ("start", &err);
       goto delete;
     }
   for (;;)
@@ -123,7 +123,7 @@ main (int argc, char **argv)
 
 delete:
   if (libcrun_container_delete (&ctx, NULL, id, true, &err) < 0)
-    ret = fail ("delete", err);
+    ret = fail ("delete", &err);
 out:
   if (container)
     libcrun_container_free (container);

@@ -264,6 +264,14 @@ fn c_console_demo() {
             .expect("make -C examples");
         show(&format!("make -C examples LINK={link}"), &o);
         assert!(o.status.success(), "building console-demo ({link}) failed");
+        if let Ok(r) = Command::new("readelf")
+            .arg("-d")
+            .arg(out.join("console-demo"))
+            .output()
+        {
+            let dynamic = String::from_utf8_lossy(&r.stdout).contains("[libcrun.so.0]");
+            assert_eq!(dynamic, link == "shared", "console-demo ({link}) linkage");
+        }
         let o = Command::new("timeout")
             .args(["-k", "5", "120"])
             .arg(out.join("console-demo"))
