@@ -226,6 +226,8 @@ fn c_console_demo() {
     }
     let dir = tempdir("cdemo");
     let prefix = dir.join("prefix");
+    // common::libs() brings libcrun.a up to date (`cargo test` builds only the rlib).
+    common::libs();
     let target = common::target_dir();
     let st = Command::new(common::root().join("scripts/link-so.sh"))
         .arg(&target)
