@@ -584,13 +584,21 @@ impl Runtime {
 
     /// `crun delete`: remove a created or stopped container (`force`: any container).
     pub fn delete(ctx: &RuntimeContext, id: &str, force: bool) -> Result<()> {
-        let (dir, lock) = status::lock_container(ctx.root(), id)?;
+        let (dir, lock) = match status::lock_container(ctx.root(), id) {
+            Ok(x) => x,
+            // As crun: a forced delete of a container that does not exist succeeds.
+            Err(e) if force && e.errno() == libc::ENOENT => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let st = match status::read_status_in(&dir, id) {
             Ok(st) => st,
             Err(e) if e.errno() == libc::ENOENT => {
                 // A directory without status: left by a crash; remove it.
                 drop(lock);
                 let _ = std::fs::remove_dir_all(&dir);
+                if force {
+                    return Ok(());
+                }
                 return Err(status::not_found(id));
             }
             Err(e) => return Err(e),

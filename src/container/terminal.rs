@@ -63,21 +63,24 @@ fn status_code(st: i32) -> i32 {
     }
 }
 
-/// Reap `pid` if it exited (and any other dead child); its exit code.
+/// Reap `pid` if it exited; its exit code.  Only `pid` is waited for: a library caller's
+/// other children are not ours to reap.
 fn reap(pid: i32) -> Option<i32> {
-    let mut found = None;
-    loop {
-        let mut st = 0;
-        // SAFETY: waitpid writes into st.
-        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-        if r <= 0 {
-            break;
-        }
-        if r == pid {
-            found = Some(status_code(st));
-        }
+    let mut st = 0;
+    // SAFETY: waitpid writes into st.
+    let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    (r == pid).then(|| status_code(st))
+}
+
+/// A pidfd for `pid` (readable once it exits), or None on kernels without pidfd_open.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return None;
     }
-    found
+    // SAFETY: r is a fresh fd we own; pidfds are close-on-exec.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r as RawFd) })
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) {
@@ -126,6 +129,9 @@ fn drain(master: RawFd) {
 /// (128 + signal for a killed process).
 pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
     let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    // The exit is watched through a pidfd: in a multithreaded caller SIGCHLD may be delivered
+    // to another thread and never reach this thread's signalfd.
+    let pidfd = pidfd_open(pid);
     // The process may already be gone (SIGCHLD arrived before the signalfd existed).
     if let Some(code) = reap(pid) {
         if let Some(m) = &master {
@@ -155,6 +161,13 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             events: libc::POLLIN,
             revents: 0,
         }];
+        if let Some(p) = &pidfd {
+            fds.push(libc::pollfd {
+                fd: p.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         if let Some(m) = &master {
             if master_open {
                 fds.push(libc::pollfd {
@@ -184,7 +197,18 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             if p.revents == 0 {
                 continue;
             }
-            if p.fd == sfd.as_raw_fd() {
+            if Some(p.fd) == pidfd.as_ref().map(|f| f.as_raw_fd()) {
+                let mut st = 0;
+                // SAFETY: the process exited (the pidfd is readable): reap it.
+                let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+                if r == pid {
+                    if let Some(m) = &master {
+                        drain(m.as_raw_fd());
+                    }
+                    return Ok(status_code(st));
+                }
+                return Err(Error::last_os_error(format!("waitpid `{pid}`")));
+            } else if p.fd == sfd.as_raw_fd() {
                 if let Ok(Some(si)) = sfd.read_signal() {
                     let sig = si.ssi_signo as i32;
                     if sig == libc::SIGCHLD {
