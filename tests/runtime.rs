@@ -522,3 +522,24 @@ fn hooks_run_at_their_points() {
     assert!(err.contains("prestart"), "{err}");
     assert!(e.ids().is_empty());
 }
+
+#[test]
+fn time_namespace() {
+    if !need_root("time_namespace") {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        eprintln!("skipped: time_namespace: the kernel has no time namespaces");
+        return;
+    }
+    let e = Env::new("timens", &["/init", "pause"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+    });
+    e.ok(&["run", "-d", "t1"]);
+    let pid = e.state("t1")["pid"].as_i64().unwrap().to_string();
+    assert_ne!(ns_link(&pid, "time"), ns_link("self", "time"));
+    e.ok(&["delete", "-f", "t1"]);
+}
