@@ -543,3 +543,37 @@ fn time_namespace() {
     assert_ne!(ns_link(&pid, "time"), ns_link("self", "time"));
     e.ok(&["delete", "-f", "t1"]);
 }
+
+#[test]
+fn cgroup_mount_and_cgroup_namespace() {
+    if !need_root("cgroup_mount_and_cgroup_namespace") {
+        return;
+    }
+    let e = Env::new("cgmount", &["/init", "pause"], |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+    });
+    e.ok(&["run", "-d", "g1"]);
+    // The cgroup namespace is created after the container joined its cgroups: every
+    // hierarchy shows it at the namespace root.
+    let cg = e.ok(&["exec", "g1", "/init", "cat", "/proc/self/cgroup"]);
+    for line in cg.lines() {
+        assert_eq!(line.splitn(3, ':').nth(2), Some("/"), "{cg}");
+    }
+    let v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let limit = if v2 {
+        e.ok(&["exec", "g1", "/init", "cat", "/sys/fs/cgroup/memory.max"])
+    } else {
+        e.ok(&[
+            "exec",
+            "g1",
+            "/init",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+    };
+    assert_eq!(limit.trim(), "67108864");
+    // The mount is read-only, as configured.
+    let w = e.run(&["exec", "g1", "/init", "write", "/sys/fs/cgroup/x", "1"]);
+    assert!(!w.status.success());
+    e.ok(&["delete", "-f", "g1"]);
+}

@@ -183,6 +183,12 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         sync::send(sock, Kind::Hooks, 0, "")?;
         sync::expect(sock, Kind::Go, "wait for the runtime's hooks")?;
     }
+    if a.plan.new_cgroupns {
+        // SAFETY: unshare with a namespace flag.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+            return Err(Error::last_os_error("unshare the cgroup namespace"));
+        }
+    }
     if !a.no_new_keyring {
         // KEYCTL_JOIN_SESSION_KEYRING with a NULL name: a fresh anonymous session keyring.
         // Failures (no keyring support, seccomp on the host) only cost isolation: ignore.
@@ -217,6 +223,11 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
             bundle: &a.bundle,
             terminal,
             in_userns: a.plan.userns,
+            cgroupns: a.plan.new_cgroupns
+                || a.plan
+                    .join
+                    .iter()
+                    .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Cgroup),
         };
         let bundle = a.bundle.clone();
         let (id, state_dir) = (a.id.clone(), a.state_dir.clone());

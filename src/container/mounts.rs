@@ -316,6 +316,8 @@ pub struct RootfsSetup<'a> {
     pub bundle: &'a Path,
     pub terminal: bool,
     pub in_userns: bool,
+    /// The container has its own cgroup namespace (fresh cgroup mounts show its roots).
+    pub cgroupns: bool,
 }
 
 /// Prepare the rootfs before `pivot_root`: propagation, bind of the rootfs on itself, the OCI
@@ -464,16 +466,7 @@ fn do_spec_mount(s: &RootfsSetup<'_>, root: RawFd, m: &Mount) -> Result<()> {
             if host_is_cgroup2() {
                 do_mount(Some("cgroup2"), &tp, Some("cgroup2"), flags, None, dest)
             } else {
-                // cgroup v1/hybrid host: an empty read-only tmpfs keeps the path present
-                // without exposing the host hierarchy.
-                do_mount(
-                    Some("tmpfs"),
-                    &tp,
-                    Some("tmpfs"),
-                    flags,
-                    Some("mode=755"),
-                    dest,
-                )
+                mount_cgroup_v1(root, dest, flags, s.cgroupns)
             }
         }
         _ => do_mount(Some(&src_s), &tp, Some(typ), flags, data.as_deref(), dest),
@@ -524,6 +517,128 @@ fn do_spec_mount(s: &RootfsSetup<'_>, root: RawFd, m: &Mount) -> Result<()> {
             None,
             opts.propagation,
             None,
+            dest,
+        )?;
+    }
+    Ok(())
+}
+
+/// The host's cgroup hierarchies under `/sys/fs/cgroup`: (directory name, fs type, options).
+fn host_cgroup_mounts() -> Vec<(String, String, String)> {
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in mi.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = left.split_whitespace().collect();
+        let r: Vec<&str> = right.split_whitespace().collect();
+        if f.len() < 5 || r.len() < 3 {
+            continue;
+        }
+        let Some(name) = f[4].strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
+        if name.contains('/') || (r[0] != "cgroup" && r[0] != "cgroup2") {
+            continue;
+        }
+        let opts: Vec<&str> = r[2]
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect();
+        out.push((name.to_string(), r[0].to_string(), opts.join(",")));
+    }
+    out
+}
+
+/// This process's path in the v1 hierarchy with `opts` (or the v2 one for `""`).
+fn own_cgroup(opts: &str) -> Option<String> {
+    let s = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    s.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        let same = if opts.is_empty() {
+            ctrls.is_empty()
+        } else {
+            let mut a: Vec<&str> = ctrls.split(',').collect();
+            let mut b: Vec<&str> = opts.split(',').collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        };
+        same.then(|| path.to_string())
+    })
+}
+
+/// The OCI `cgroup` mount on a v1/hybrid host: a tmpfs with one directory per hierarchy,
+/// each showing the container's own cgroup (a fresh mount inside a cgroup namespace, else a
+/// bind of the container's cgroup directory), plus crun's `cpu` → `cpu,cpuacct` symlinks.
+fn mount_cgroup_v1(root: RawFd, dest: &Path, flags: MsFlags, cgroupns: bool) -> Result<()> {
+    let base = create_target(root, dest, true)?;
+    do_mount(
+        Some("tmpfs"),
+        &fd_path(base.as_raw_fd()),
+        Some("tmpfs"),
+        flags & !MsFlags::MS_RDONLY,
+        Some("mode=755"),
+        dest,
+    )?;
+    let sub = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    for (name, fstype, opts) in host_cgroup_mounts() {
+        let d = dest.join(&name);
+        let t = create_target(root, &d, true)?;
+        let tp = fd_path(t.as_raw_fd());
+        let v2 = fstype == "cgroup2";
+        let key = if v2 { "" } else { opts.as_str() };
+        if cgroupns {
+            let data = (!v2).then_some(opts.as_str());
+            do_mount(Some("cgroup"), &tp, Some(fstype.as_str()), sub, data, &d)?;
+        } else {
+            let Some(own) = own_cgroup(key) else { continue };
+            let src = format!("/sys/fs/cgroup/{name}{own}");
+            do_mount(Some(&src), &tp, None, MsFlags::MS_BIND, None, &d)?;
+        }
+        if flags.contains(MsFlags::MS_RDONLY) {
+            let t = create_target(root, &d, true)?;
+            let tp = fd_path(t.as_raw_fd());
+            do_mount(
+                None,
+                &tp,
+                None,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | sub
+                    | locked_flags(&tp),
+                None,
+                &d,
+            )?;
+        }
+        // `cpu,cpuacct` is also reachable as `cpu` and `cpuacct`.
+        if name.contains(',') {
+            let dir = openat2_in_root(
+                root,
+                &dest.to_string_lossy(),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+            )?;
+            for part in name.split(',') {
+                let (n, t) = (cstr(part)?, cstr(&name)?);
+                // SAFETY: dir is a directory fd; both strings are NUL-terminated.
+                unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) };
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let base = create_target(root, dest, true)?;
+        do_mount(
+            None,
+            &fd_path(base.as_raw_fd()),
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | (flags & !MsFlags::MS_RDONLY),
+            Some("mode=755"),
             dest,
         )?;
     }

@@ -28,6 +28,9 @@ pub struct NsPlan {
     pub userns: bool,
     /// Whether a new user namespace is created (maps must be written).
     pub new_userns: bool,
+    /// A new cgroup namespace: created by the container process with `unshare` once the
+    /// parent has moved it into its cgroups, so those cgroups are the namespace's roots.
+    pub new_cgroupns: bool,
 }
 
 /// The `CLONE_NEW*` flag of a namespace type.
@@ -78,6 +81,7 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         pid_join: None,
         userns: false,
         new_userns: false,
+        new_cgroupns: false,
     };
     let nss = spec
         .linux()
@@ -116,6 +120,10 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
             _ => {
                 if ns.typ() == LinuxNamespaceType::User {
                     p.new_userns = true;
+                }
+                if ns.typ() == LinuxNamespaceType::Cgroup {
+                    p.new_cgroupns = true;
+                    continue;
                 }
                 p.clone_flags |= f;
             }
