@@ -25,7 +25,8 @@ pub struct InitArgs<'a> {
     pub rootfs: Option<PathBuf>,
     pub bundle: PathBuf,
     pub plan: &'a NsPlan,
-    pub sync: OwnedFd,
+    /// The container end of the sync socket (taken by [`run`]).
+    pub sync: Option<OwnedFd>,
     /// Read end of the exec fifo (`create`): wait on it before `execve`.
     pub fifo: Option<RawFd>,
     pub no_pivot: bool,
@@ -75,7 +76,10 @@ pub fn reset_signals() {
 /// Run the container process; never returns.
 pub fn run(mut args: InitArgs<'_>) -> ! {
     reset_signals();
-    let sock = std::mem::replace(&mut args.sync, dup_placeholder());
+    let Some(sock) = args.sync.take() else {
+        // SAFETY: nothing to report to; leave at once.
+        unsafe { libc::_exit(1) }
+    };
     let code = match setup(&mut args, sock.as_fd()) {
         Ok(ready) => {
             let e = finish(ready, sock.as_fd(), &mut args);
@@ -94,16 +98,6 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
     };
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(code) }
-}
-
-fn dup_placeholder() -> OwnedFd {
-    // An fd that is only ever dropped: /dev/null, or a closed pipe end.
-    std::fs::File::open("/dev/null")
-        .map(OwnedFd::from)
-        .unwrap_or_else(|_| {
-            let (r, _w) = nix::unistd::pipe().unwrap_or_else(|_| unsafe { libc::_exit(1) });
-            r
-        })
 }
 
 /// The result of setup: what to exec.

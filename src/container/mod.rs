@@ -13,7 +13,6 @@
 //! fail on the user's input, and the runtime connects to the socket only when it has the fd)
 //! is described in `init` and [`Runtime::create_or_run`].
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -311,7 +310,7 @@ impl Runtime {
                 rootfs: rootfs.clone(),
                 bundle: bundle.clone(),
                 plan: &plan,
-                sync: child_sock,
+                sync: Some(child_sock),
                 fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
                 no_pivot: ctx.no_pivot,
                 preserve_fds: ctx.preserve_fds,
@@ -813,9 +812,4 @@ pub fn write_default_spec(dir: &Path, rootless: bool) -> Result<()> {
         }
         Err(e) => Err(e).context(format!("open `{}`", p.display())),
     }
-}
-
-#[allow(dead_code)]
-fn cstring(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::new(libc::EINVAL, format!("`{s}` contains NUL")))
 }
