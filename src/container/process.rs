@@ -441,6 +441,11 @@ mod tests {
             resolve_user("0:nogroup", &d).unwrap_err().errno(),
             libc::ENOENT
         );
+        // A symlinked passwd resolves inside the root, never to the host's file.
+        let d2 = d.join("r2");
+        std::fs::create_dir_all(d2.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d2.join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user("root", &d2).unwrap_err().errno(), libc::ENOENT);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
