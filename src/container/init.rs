@@ -40,6 +40,8 @@ pub struct InitArgs<'a> {
     pub state_dir: PathBuf,
     /// The container's pid as the runtime sees it (sent with `Go`).
     pub host_pid: i32,
+    /// Namespaces the process must still create itself (see `namespaces::spawn`).
+    pub unshare: u64,
 }
 
 /// The state document hooks get on stdin.
@@ -148,6 +150,12 @@ fn apply_sysctl(c: &Container) -> Result<()> {
 
 fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     let c = a.container;
+    if a.unshare != 0 {
+        // SAFETY: unshare with namespace flags in the (single-threaded) container process.
+        if unsafe { libc::unshare(a.unshare as i32) } < 0 {
+            return Err(Error::last_os_error("unshare the container namespaces"));
+        }
+    }
     for j in &a.plan.join {
         super::namespaces::join(j)?;
     }

@@ -301,8 +301,9 @@ impl Runtime {
             }
             None => None,
         };
-        let cloned = namespaces::clone_process(plan.clone_flags);
-        if let Ok(0) = cloned {
+        let spawned = namespaces::spawn(plan.clone_flags);
+        let cloned = spawned.as_ref().map(|(p, _)| *p).map_err(Clone::clone);
+        if let Ok((0, unshare)) = spawned {
             drop(parent_sock);
             std::mem::forget(rb);
             init::run(init::InitArgs {
@@ -321,6 +322,7 @@ impl Runtime {
                 id: id.to_string(),
                 state_dir: dir.clone(),
                 host_pid: 0,
+                unshare,
             });
         }
         if let Some(saved) = saved_pidns {
