@@ -3,7 +3,7 @@
  * Build: gcc -static -O2 -o init c-tests/testinit.c
  * Usage: /init COMMAND [ARGS...]
  *   true | false | exit N | echo ARGS... | printenv VAR | cat FILE | readlink PATH
- *   isatty FD | cwd | id | groups | gethostname | getdomainname | pid | ppid | pause | sleep SECS
+ *   isatty FD | cwd | id | groups | gethostname | getdomainname | pid | pause (exits on TERM/INT) | sleep SECS
  *   ls DIR | write FILE TEXT | exists PATH | caps | status-field NAME | umask
  *   rlimit-nofile | sid | ttyname FD | winsize | mountinfo PATH
  * Exits 0 on success, 1 with a message on stderr on failure.
@@ -62,6 +62,8 @@ static int status_field(const char *name) {
   errno = ENOENT;
   return fail(name);
 }
+
+static void on_term(int sig) { _exit(128 + sig); }
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -173,7 +175,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "pause")) {
-    signal(SIGTERM, SIG_DFL);
+    /* As pid 1 of a pid namespace, default dispositions are ignored: exit on TERM/INT. */
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
     for (;;)
       pause();
   }

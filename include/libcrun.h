@@ -72,6 +72,11 @@ struct custom_handler_manager_s;
 struct runtime_spec_schema_config_schema;
 
 /*
+ An OCI `process` object.  Opaque to C (see `libcrun_process_from_json`, if present).
+ */
+struct runtime_spec_schema_config_schema_process;
+
+/*
  The container's annotations.  Opaque to C.
  */
 struct string_map;
@@ -149,6 +154,17 @@ typedef struct libcrun_container_s libcrun_container_t;
 typedef struct libcrun_context_s libcrun_context_t;
 
 /*
+ `struct libcrun_container_exec_options_s` (40 bytes); `struct_size` must be its `sizeof`.
+ */
+struct libcrun_container_exec_options_s {
+  size_t struct_size;
+  struct runtime_spec_schema_config_schema_process *process;
+  const char *path;
+  const char *cgroup;
+  bool merge_env;
+};
+
+/*
  `struct custom_handler_s`: crun's handler vtable, 11 members in crun's order (88 bytes).
  */
 struct custom_handler_s {
@@ -190,6 +206,41 @@ struct custom_handler_instance_s {
   struct custom_handler_s *vtable;
   void *cookie;
 };
+
+/*
+ `struct libcrun_container_status_s` (88 bytes): the state file's contents.
+ */
+struct libcrun_container_status_s {
+  pid_t pid;
+  unsigned long long process_start_time;
+  char *bundle;
+  char *rootfs;
+  char *cgroup_path;
+  char *scope;
+  int systemd_cgroup;
+  char *created;
+  int detached;
+  char *external_descriptors;
+  char *owner;
+};
+
+/*
+ `libcrun_container_status_t`.
+ */
+typedef struct libcrun_container_status_s libcrun_container_status_t;
+
+/*
+ `struct libcrun_container_list_s`: a singly linked list of container names.
+ */
+struct libcrun_container_list_s {
+  struct libcrun_container_list_s *next;
+  char *name;
+};
+
+/*
+ `libcrun_container_list_t`.
+ */
+typedef struct libcrun_container_list_s libcrun_container_list_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -345,6 +396,216 @@ int libcrun_send_console_socket(const char *console_socket, int master_fd, libcr
 int libcrun_receive_console_fd(int listen_fd, int timeout_ms, libcrun_error_t *err);
 
 /*
+ Load a configuration file.  Returns NULL and sets `*err` on failure.
+
+ # Safety
+ `path` is a NUL-terminated string; `err` is NULL or valid.
+ */
+libcrun_container_t *libcrun_container_load_from_file(const char *path, libcrun_error_t *err);
+
+/*
+ Parse a configuration from JSON text.  Returns NULL and sets `*err` on failure.
+
+ # Safety
+ `json` is a NUL-terminated string; `err` is NULL or valid.
+ */
+libcrun_container_t *libcrun_container_load_from_memory(const char *json, libcrun_error_t *err);
+
+/*
+ Free a container returned by `libcrun_container_load_from_*` (NULL-safe).
+
+ # Safety
+ `c` is NULL or a container from this library, not freed before.
+ */
+void libcrun_container_free(libcrun_container_t *c);
+
+/*
+ Run a container (create + start).  Without `context->detach` it waits and returns the
+ container's exit status, deleting it unless `LIBCRUN_RUN_OPTIONS_KEEP` is set.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_run(libcrun_context_t *context,
+                          libcrun_container_t *container,
+                          unsigned int options,
+                          libcrun_error_t *err);
+
+/*
+ Create a container: it waits for `libcrun_container_start`.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_create(libcrun_context_t *context,
+                             libcrun_container_t *container,
+                             unsigned int options,
+                             libcrun_error_t *err);
+
+/*
+ Start a created container.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_start(libcrun_context_t *context, const char *id, libcrun_error_t *err);
+
+/*
+ Write the OCI state of `id` as JSON to `out`.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL); `out` is an open `FILE *`.
+ */
+int libcrun_container_state(libcrun_context_t *context,
+                            const char *id,
+                            FILE *out,
+                            libcrun_error_t *err);
+
+/*
+ Send `signal` (a name like `TERM`/`SIGTERM` or a number) to the container's init.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_kill(libcrun_context_t *context,
+                           const char *id,
+                           const char *signal,
+                           libcrun_error_t *err);
+
+/*
+ Send `signal` to every process of the container.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_killall(libcrun_context_t *context,
+                              const char *id,
+                              const char *signal,
+                              libcrun_error_t *err);
+
+/*
+ Delete a container (`force`: kill it first if running).  `def` is unused (may be NULL).
+
+ # Safety
+ Pointers are valid or NULL (EINVAL; `def` may be NULL).
+ */
+int libcrun_container_delete(libcrun_context_t *context,
+                             struct runtime_spec_schema_config_schema *def,
+                             const char *id,
+                             bool force,
+                             libcrun_error_t *err);
+
+/*
+ Run a process (described by a `process.json` file) in a running container.  Returns the
+ process's exit status, or 0 with `context->detach`.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_exec_process_file(libcrun_context_t *context,
+                                        const char *id,
+                                        const char *path,
+                                        libcrun_error_t *err);
+
+/*
+ Run `process` in a running container.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_exec(libcrun_context_t *context,
+                           const char *id,
+                           struct runtime_spec_schema_config_schema_process *process,
+                           libcrun_error_t *err);
+
+/*
+ Run a process in a running container with options (`struct_size` must be
+ `sizeof(struct libcrun_container_exec_options_s)`; `process` or `path` names the process).
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_exec_with_options(libcrun_context_t *context,
+                                        const char *id,
+                                        struct libcrun_container_exec_options_s *opts,
+                                        libcrun_error_t *err);
+
+/*
+ Parse a `process` JSON object (for `libcrun_container_exec`); free it with
+ `libcrun_process_free`.  A crun-rs addition: crun's process struct comes from libocispec.
+
+ # Safety
+ `json` is a NUL-terminated string; `err` is NULL or valid.
+ */
+struct runtime_spec_schema_config_schema_process *libcrun_process_from_json(const char *json,
+                                                                            libcrun_error_t *err);
+
+/*
+ Free a process from `libcrun_process_from_json` (NULL-safe).
+
+ # Safety
+ `p` is NULL or from `libcrun_process_from_json`, not freed before.
+ */
+void libcrun_process_free(struct runtime_spec_schema_config_schema_process *p);
+
+/*
+ Write the default configuration (`crun spec`; `root` false gives the rootless variant) to
+ `out`; returns the number of bytes written.
+
+ # Safety
+ `out` is an open `FILE *`.
+ */
+int libcrun_container_spec(bool root, FILE *out, libcrun_error_t *err);
+
+/*
+ Write the containers in `context->state_root` as a JSON array to `out`.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_write_json_containers_list(libcrun_context_t *context, FILE *out, libcrun_error_t *err);
+
+/*
+ The pids of the container's processes as a malloc'd array ending with 0.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_read_pids(libcrun_context_t *context,
+                                const char *id,
+                                bool recurse,
+                                pid_t **pids,
+                                libcrun_error_t *err);
+
+/*
+ Freeze the container's processes.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_pause(libcrun_context_t *context, const char *id, libcrun_error_t *err);
+
+/*
+ Thaw the container's processes.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_unpause(libcrun_context_t *context, const char *id, libcrun_error_t *err);
+
+/*
+ Apply new resources (`content`: a JSON `linux.resources` object of `len` bytes).
+
+ # Safety
+ Pointers are valid or NULL (EINVAL); `content` has `len` readable bytes.
+ */
+int libcrun_container_update(libcrun_context_t *context,
+                             const char *id,
+                             const char *content,
+                             size_t len,
+                             libcrun_error_t *err);
+
+/*
  Free `*err` and its message and set `*err` to NULL.  NULL-safe; returns 0.
 
  # Safety
@@ -485,6 +746,84 @@ int libcrun_configure_handler(struct custom_handler_manager_s *manager,
  `instance` is NULL or from `libcrun_configure_handler`, not used afterwards.
  */
 void libcrun_handler_instance_free(struct custom_handler_instance_s *instance);
+
+/*
+ The state directory of `id`: `<state_root>/<id>` (default root: `$XDG_RUNTIME_DIR/crun`
+ for non-root users, else `/run/crun`).  `*out` is malloc'd.
+
+ # Safety
+ `out` points to a `char *`; strings are NUL-terminated (`state_root` may be NULL).
+ */
+int libcrun_get_state_directory(char **out,
+                                const char *state_root,
+                                const char *id,
+                                libcrun_error_t *err);
+
+/*
+ Read `<state_root>/<id>/status` into `*st` (strings are malloc'd; release them with
+ `libcrun_free_container_status`).
+
+ # Safety
+ `st` points to a writable struct; strings are NUL-terminated (`state_root` may be NULL).
+ */
+int libcrun_read_container_status(libcrun_container_status_t *st,
+                                  const char *state_root,
+                                  const char *id,
+                                  libcrun_error_t *err);
+
+/*
+ Write `*st` as `<state_root>/<id>/status` (the directory must exist).
+
+ # Safety
+ `st` points to a valid struct whose strings are NULL or NUL-terminated.
+ */
+int libcrun_write_container_status(const char *state_root,
+                                   const char *id,
+                                   libcrun_container_status_t *st,
+                                   libcrun_error_t *err);
+
+/*
+ Free the strings of a status filled by `libcrun_read_container_status` (not the struct).
+
+ # Safety
+ `st` is NULL or a struct whose strings are NULL or malloc'd.
+ */
+void libcrun_free_container_status(libcrun_container_status_t *st);
+
+/*
+ 1 if the status's process is alive (same start time), 0 otherwise.
+
+ # Safety
+ `st` points to a valid struct.
+ */
+int libcrun_is_container_running(libcrun_container_status_t *st, libcrun_error_t *err);
+
+/*
+ Remove the state directory of `id`.
+
+ # Safety
+ Strings are NUL-terminated (`state_root` may be NULL).
+ */
+int libcrun_container_delete_status(const char *state_root, const char *id, libcrun_error_t *err);
+
+/*
+ The containers in `state_root` as a malloc'd linked list (NULL when there are none);
+ release it with `libcrun_free_containers_list`.  Returns the number of entries.
+
+ # Safety
+ `ret` points to a writable pointer; `state_root` is NULL or NUL-terminated.
+ */
+int libcrun_get_containers_list(libcrun_container_list_t **ret,
+                                const char *state_root,
+                                libcrun_error_t *err);
+
+/*
+ Free a list from `libcrun_get_containers_list` (NULL-safe).
+
+ # Safety
+ `list` is NULL or from `libcrun_get_containers_list`.
+ */
+void libcrun_free_containers_list(libcrun_container_list_t *list);
 
 /*
  The default output handler: writes `msg[: strerror(errno)]` to stderr.  Exported so C

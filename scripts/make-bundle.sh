@@ -6,6 +6,7 @@
 # Usage: scripts/make-bundle.sh DIR [CRUN] [ARGS_JSON]
 #   CRUN       the crun binary used for `crun spec` (default: crun in PATH)
 #   ARGS_JSON  process.args as JSON (default: ["/init","echo","hello from crun-rs"])
+#   TESTINIT   (env) a prebuilt static test init to copy instead of compiling one
 set -eu
 dir=${1:?usage: make-bundle.sh DIR [CRUN] [ARGS_JSON]}
 crun=${2:-crun}
@@ -15,14 +16,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$dir/rootfs"
 root="$dir/rootfs"
 mkdir -p "$root/bin" "$root/sbin" "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/root"
-init="$dir/.testinit"
+# TESTINIT: a prebuilt static test init (tests build it once); otherwise build it here.
+init=${TESTINIT:-"$dir/.testinit"}
 if [ ! -x "$init" ] || [ "$here/c-tests/testinit.c" -nt "$init" ]; then
     ${CC:-gcc} -static -O2 -o "$init" "$here/c-tests/testinit.c"
 fi
 cp "$init" "$root/init"
 cp "$init" "$root/sbin/init"
-if [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || \
-   { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
+if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
     cp /bin/busybox "$root/bin/busybox"
     for t in sh ls cat echo stty tty id sleep true false ps mount env; do
         ln -sf busybox "$root/bin/$t"

@@ -266,8 +266,11 @@ fn memory_hog_is_oom_killed_at_512k() {
     }
     let path = unique("oom");
     let _c = Cleanup(path.clone());
-    // The shell keeps 8 MB in a variable: far above 512 KiB.
-    let (mut child, mut stdin) = gated("a=$(head -c 8000000 /dev/zero | tr '\\0' x); echo ${#a}");
+    // The shell doubles a variable until it is far above 512 KiB.  It is the only process in
+    // the cgroup (no pipeline children the OOM killer could pick instead), so it is the one
+    // killed.
+    let (mut child, mut stdin) =
+        gated("a=x; i=0; while [ $i -lt 26 ]; do a=\"$a$a\"; i=$((i+1)); done; echo ${#a}");
     let r = res(r#"{"memory":{"limit":524288}}"#);
     cgroups::setup(
         &CgroupRequest {

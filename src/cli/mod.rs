@@ -72,10 +72,14 @@ pub fn handler_from_argv0(argv0: &str) -> Option<String> {
 }
 
 fn version_text() -> String {
+    let tags = crate::handlers::HandlerManager::new_builtin()
+        .map(|m| m.feature_tags())
+        .unwrap_or_default();
     format!(
-        "crun version {} (crun-rs)\ncommit: crun-rs\nrundir: {}\nspec: 1.0.0\n+CAP +JSON\n",
+        "crun version {} (crun-rs)\ncommit: crun-rs\nrundir: {}\nspec: 1.0.0\n+CAP +SECCOMP {}+JSON\n",
         env!("CARGO_PKG_VERSION"),
-        container::status::state_root(None).display()
+        container::status::state_root(None).display(),
+        tags
     )
 }
 

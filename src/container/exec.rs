@@ -56,6 +56,16 @@ pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i3
         bail!(libc::ESRCH, "the container `{id}` is not running");
     }
     let c = Container::load_from_file(&dir.join("config.json"))?;
+    let manager = crate::handlers::HandlerManager::new_builtin()?;
+    if let Some(h) = crate::handlers::configure_handler_for_spec(
+        Some(&manager),
+        ctx.handler.as_deref(),
+        &c.spec,
+    )? {
+        if !h.supports_exec() {
+            bail!(libc::ENOTSUP, "the handler does not support exec");
+        }
+    }
     let p = &o.process;
     match p.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}

@@ -33,6 +33,10 @@ pub struct InitArgs<'a> {
     pub listen_fds: i32,
     pub no_new_keyring: bool,
     pub seccomp: Option<glue::seccomp::Filter>,
+    /// A custom handler (krun): configured around the mounts, run in place of `execve`.
+    pub handler: Option<Box<dyn crate::handlers::LoadedHandler>>,
+    pub id: String,
+    pub state_dir: PathBuf,
 }
 
 /// Reset signal handling inherited from the parent (Rust ignores SIGPIPE; the parent may
@@ -57,7 +61,7 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
     let sock = std::mem::replace(&mut args.sync, dup_placeholder());
     let code = match setup(&mut args, sock.as_fd()) {
         Ok(ready) => {
-            let e = finish(ready, sock.as_fd(), args.fifo, args.seccomp.take());
+            let e = finish(ready, sock.as_fd(), &mut args);
             // Exec failed.  The parent of `run` may still listen; after `start` nobody does, so
             // also write to stderr (the pty when a terminal is used), as crun does.
             let _ = sync::send_error(sock.as_fd(), &e);
@@ -186,7 +190,27 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
             terminal,
             in_userns: a.plan.userns,
         };
+        let bundle = a.bundle.clone();
+        let (id, state_dir) = (a.id.clone(), a.state_dir.clone());
+        let phase = |h: &mut Option<Box<dyn crate::handlers::LoadedHandler>>,
+                     p: crate::handlers::Phase|
+         -> Result<()> {
+            if let Some(h) = h.as_mut() {
+                let info = crate::handlers::ContainerInfo {
+                    id: &id,
+                    spec: &c.spec,
+                    bundle: &bundle,
+                    state_dir: &state_dir,
+                };
+                h.configure_container(p, &info, rootfs)
+                    .with_context(|| format!("failed configuring handler at phase: {p:?}"))?;
+            }
+            Ok(())
+        };
+        phase(&mut a.handler, crate::handlers::Phase::BeforeMounts)?;
         let root = mounts::prepare_rootfs(&setup)?;
+        phase(&mut a.handler, crate::handlers::Phase::Mounts)?;
+        phase(&mut a.handler, crate::handlers::Phase::AfterMounts)?;
         mounts::do_pivot(&root, rootfs, a.no_pivot)?;
         drop(root);
         apply_sysctl(c)?;
@@ -231,11 +255,18 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     let env: Vec<String> = p.env().clone().unwrap_or_default();
     let args: Vec<String> = p.args().clone().unwrap_or_default();
     let cwd = p.cwd().clone();
-    let path = process::find_executable(
+    let path = match process::find_executable(
         args.first().map(String::as_str).unwrap_or(""),
         process::env_get(&env, "PATH"),
         &cwd,
-    )?;
+    ) {
+        Ok(p) => p,
+        // A handler (krun) runs the command elsewhere: a missing local binary is fine.
+        Err(e) if a.handler.is_some() && e.errno() == libc::ENOENT => {
+            PathBuf::from(args.first().cloned().unwrap_or_default())
+        }
+        Err(e) => return Err(e),
+    };
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
     process::apply_rlimits(p)?;
     process::apply_oom_score_adj(p)?;
@@ -297,24 +328,39 @@ fn wait_fifo(fd: RawFd) -> Result<()> {
     Ok(())
 }
 
-fn finish(
-    r: Ready,
-    sock: BorrowedFd<'_>,
-    fifo: Option<RawFd>,
-    seccomp: Option<glue::seccomp::Filter>,
-) -> Error {
+fn finish(r: Ready, sock: BorrowedFd<'_>, a: &mut InitArgs<'_>) -> Error {
     if let Err(e) = sync::send(sock, Kind::Ready, 0, "") {
         return e;
     }
-    if let Some(fd) = fifo {
+    if let Some(fd) = a.fifo {
         if let Err(e) = wait_fifo(fd) {
             return e;
         }
     }
-    if let Some(f) = seccomp {
+    if let Some(f) = a.seccomp.take() {
         if let Err(e) = glue::seccomp::apply(f) {
             return e;
         }
+    }
+    if let Some(mut h) = a.handler.take() {
+        if let Err(e) = h.close_fds(a.preserve_fds) {
+            return e;
+        }
+        let info = crate::handlers::ContainerInfo {
+            id: &a.id,
+            spec: &a.container.spec,
+            bundle: &a.bundle,
+            state_dir: &a.state_dir,
+        };
+        let name = h.name().to_string();
+        return match h.run(&info, &r.path.to_string_lossy(), &r.args) {
+            // SAFETY: leave without running the parent's destructors.
+            Ok(0) => unsafe { libc::_exit(0) },
+            Ok(_) => Error::msg(format!(
+                "exec container process failed with handler as `{name}`"
+            )),
+            Err(e) => e,
+        };
     }
     process::exec(&r.path, &r.args, &r.env)
 }

@@ -193,8 +193,20 @@ impl Runtime {
     fn create_or_run(ctx: &RuntimeContext, c: &Container, mode: Mode) -> Result<i32> {
         let id = ctx.id.as_str();
         status::validate_id(id)?;
-        let has_handler = ctx.handler.is_some() || c.annotation("run.oci.handler").is_some();
-        config::check_for_run(c, has_handler)?;
+        // A custom handler (krun) is chosen and loaded in the parent, and may adjust the
+        // configuration before anything else (crun's libcrun_configure_handler).
+        let manager = crate::handlers::HandlerManager::new_builtin()?;
+        let mut handler = crate::handlers::configure_handler_for_spec(
+            Some(&manager),
+            ctx.handler.as_deref(),
+            &c.spec,
+        )?;
+        let mut owned = c.clone();
+        if let Some(h) = handler.as_mut() {
+            h.modify_oci_configuration(&mut owned.spec)?;
+        }
+        let c = &owned;
+        config::check_for_run(c, handler.is_some())?;
         let terminal = c.terminal();
         let detach = mode == Mode::Create || ctx.detach;
         let console_socket = ctx.console_socket.as_deref().filter(|_| terminal);
@@ -243,6 +255,16 @@ impl Runtime {
         let _lock = status::lock_dir(&dir)?;
         std::fs::write(dir.join("config.json"), &c.config_content)
             .with_context(|| format!("write `{}/config.json`", dir.display()))?;
+        if let Some(h) = handler.as_mut() {
+            let info = crate::handlers::ContainerInfo {
+                id,
+                spec: &c.spec,
+                bundle: &bundle,
+                state_dir: &dir,
+            };
+            let r = rootfs.clone().unwrap_or_else(|| bundle.clone());
+            h.configure_container(crate::handlers::Phase::BeforeUserns, &info, &r)?;
+        }
         let fifo = if mode == Mode::Create {
             let p = dir.join("exec.fifo");
             nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -296,6 +318,9 @@ impl Runtime {
                 listen_fds: ctx.listen_fds,
                 no_new_keyring: ctx.no_new_keyring,
                 seccomp,
+                handler: handler.take(),
+                id: id.to_string(),
+                state_dir: dir.clone(),
             });
         }
         if let Some(saved) = saved_pidns {

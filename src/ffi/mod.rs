@@ -15,6 +15,7 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod handler;
+pub mod status;
 pub mod types;
 
 /// crun's error struct: a positive errno (or 0) and a `malloc`'d message.

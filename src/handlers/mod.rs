@@ -341,6 +341,54 @@ pub fn configure_handler(
     configure_handler_for_spec(manager, context_handler, &spec)
 }
 
+/// Which handler [`configure_handler_for_spec`] would choose, without loading it (for `exec`,
+/// `state` and the like): its name, or `None` to run natively.  Same errors as selection.
+pub fn selected_handler_name(
+    manager: Option<&HandlerManager>,
+    context_handler: Option<&str>,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<Option<String>> {
+    let annotation = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k).cloned());
+    let sel = select_handler(manager, context_handler, annotation, |i| match manager {
+        Some(m) => match &m.entries[i] {
+            Entry::Builtin(_) => Ok(false),
+            Entry::Dynamic(d) => d.can_handle(spec),
+        },
+        None => Ok(false),
+    })?;
+    Ok(match (sel, manager) {
+        (Selection::Entry(i), Some(m)) => Some(m.entries[i].name().to_string()),
+        _ => None,
+    })
+}
+
+/// `Err(ENOTSUP "the handler does not support exec")` when the handler chosen for this
+/// container cannot `exec` (krun); `Ok(())` for native containers and handlers that can.
+pub fn check_exec_supported(
+    manager: Option<&HandlerManager>,
+    context_handler: Option<&str>,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<()> {
+    let Some(name) = selected_handler_name(manager, context_handler, spec)? else {
+        return Ok(());
+    };
+    let supported = manager
+        .and_then(|m| m.find(&name).map(|i| &m.entries[i]))
+        .is_some_and(|e| match e {
+            Entry::Builtin(Builtin::Krun) => false,
+            // SAFETY: the vtable is valid while the manager holds its library.
+            Entry::Dynamic(d) => unsafe { (*d.vtable.0).exec_func.is_some() },
+        });
+    if supported {
+        Ok(())
+    } else {
+        Err(Error::new(
+            libc::ENOTSUP,
+            format!("the handler does not support exec: `{name}`"),
+        ))
+    }
+}
+
 /// [`configure_handler`] for a full configuration.
 pub fn configure_handler_for_spec(
     manager: Option<&HandlerManager>,
@@ -438,6 +486,29 @@ mod tests {
             select_handler(Some(&m), None, ann(&[]), |_| Ok(true)).unwrap(),
             Selection::Entry(0)
         );
+    }
+
+    #[test]
+    fn exec_support_is_known_without_loading() {
+        let m = HandlerManager::new_builtin().unwrap();
+        let spec = |a: serde_json::Value| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.0.0", "annotations": a}))
+                .unwrap()
+        };
+        let krun = spec(serde_json::json!({"run.oci.handler": "krun"}));
+        assert_eq!(
+            selected_handler_name(Some(&m), None, &krun)
+                .unwrap()
+                .as_deref(),
+            Some("krun")
+        );
+        let e = check_exec_supported(Some(&m), None, &krun).unwrap_err();
+        assert_eq!(e.errno(), libc::ENOTSUP);
+        assert_eq!(e.message(), "the handler does not support exec: `krun`");
+        let e = check_exec_supported(Some(&m), Some("krun"), &spec(serde_json::json!({})));
+        assert!(e.is_err());
+        check_exec_supported(Some(&m), None, &spec(serde_json::json!({}))).unwrap();
+        check_exec_supported(None, None, &spec(serde_json::json!({}))).unwrap();
     }
 
     #[test]

@@ -1,0 +1,3 @@
+module crun-rs.example/crun
+
+go 1.19
