@@ -167,16 +167,24 @@ for rt in $RUNTIMES; do
     done
 done
 
-# Phase by phase, rounds are interleaved (round i measures every runtime, starting with a
-# different one each round) so that load from other processes on this shared machine, and the kernel's deferred
-# teardown work of the previous container (namespaces, cgroups), fall on all runtimes alike.
-# A 5 ms pause before each sample lets that deferred work finish.
+# Phase by phase, rounds are interleaved: round i measures every runtime, in a random order
+# (fixed seed) so that each runtime follows every other one equally often.  This matters: the
+# kernel's deferred teardown of the previous container (network namespace cleanup, cgroup
+# offlining) lands on the next one, and runc's is the heaviest -- a fixed rotation made crun-rs
+# always follow runc.  A 5 ms pause before each sample lets most of that work finish.
 read -r -a order <<<"$active"
 k=${#order[@]}
+RANDOM=42
 for phase in cycle run; do
     for i in $(seq 1 "$N"); do
-        for j in $(seq 0 $((k - 1))); do
-            rt=${order[$(((i + j) % k))]}
+        # Fisher-Yates shuffle of the runtimes for this round.
+        for ((j = k - 1; j > 0; j--)); do
+            r=$((RANDOM % (j + 1)))
+            tmp=${order[$j]}
+            order[$j]=${order[$r]}
+            order[$r]=$tmp
+        done
+        for rt in "${order[@]}"; do
             read -r -t 0.005 -u 9 _ || true
             t0=$(now_us)
             "one_$phase" "$rt" "b-$phase-$i"
