@@ -173,12 +173,32 @@ pub struct Runtime;
 impl Runtime {
     /// `crun create`.
     pub fn create(ctx: &RuntimeContext, c: &Container) -> Result<()> {
-        Self::create_or_run(ctx, c, Mode::Create).map(|_| ())
+        Self::create_or_run(ctx, c, Mode::Create, None).map(|_| ())
     }
 
     /// `crun run`: returns the container's exit code (0 when detached).
     pub fn run(ctx: &RuntimeContext, c: &Container, keep: bool) -> Result<i32> {
-        Self::create_or_run(ctx, c, Mode::Run { keep })
+        Self::create_or_run(ctx, c, Mode::Run { keep }, None)
+    }
+
+    /// [`Runtime::create`] choosing handlers from `manager` (e.g. one that loaded out-of-tree
+    /// handler `.so`s) instead of the built-in ones.
+    pub fn create_with_handlers(
+        ctx: &RuntimeContext,
+        c: &Container,
+        manager: Option<&crate::handlers::HandlerManager>,
+    ) -> Result<()> {
+        Self::create_or_run(ctx, c, Mode::Create, manager).map(|_| ())
+    }
+
+    /// [`Runtime::run`] choosing handlers from `manager`.
+    pub fn run_with_handlers(
+        ctx: &RuntimeContext,
+        c: &Container,
+        keep: bool,
+        manager: Option<&crate::handlers::HandlerManager>,
+    ) -> Result<i32> {
+        Self::create_or_run(ctx, c, Mode::Run { keep }, manager)
     }
 
     /// Create (and for `run`, start and wait for) a container.
@@ -189,14 +209,26 @@ impl Runtime {
     /// `--console-socket` and forward it, so the socket is connected exactly when there is an
     /// fd to send.  When the container fails before its pty exists, the socket is never
     /// connected and the error says so.
-    fn create_or_run(ctx: &RuntimeContext, c: &Container, mode: Mode) -> Result<i32> {
+    fn create_or_run(
+        ctx: &RuntimeContext,
+        c: &Container,
+        mode: Mode,
+        manager: Option<&crate::handlers::HandlerManager>,
+    ) -> Result<i32> {
         let id = ctx.id.as_str();
         status::validate_id(id)?;
         // A custom handler (krun) is chosen and loaded in the parent, and may adjust the
         // configuration before anything else (crun's libcrun_configure_handler).
-        let manager = crate::handlers::HandlerManager::new_builtin()?;
+        let builtin;
+        let manager = match manager {
+            Some(m) => m,
+            None => {
+                builtin = crate::handlers::HandlerManager::new_builtin()?;
+                &builtin
+            }
+        };
         let mut handler = crate::handlers::configure_handler_for_spec(
-            Some(&manager),
+            Some(manager),
             ctx.handler.as_deref(),
             &c.spec,
         )?;

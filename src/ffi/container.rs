@@ -153,6 +153,21 @@ unsafe fn context_of(
     Ok((rc, scope))
 }
 
+/// The context's handler manager (`libcrun_handler_manager_create`), if any.
+///
+/// # Safety
+/// `ctx` is non-NULL and its `handler_manager` is NULL or a live manager from this library.
+unsafe fn manager_of<'a>(
+    ctx: *mut libcrun_context_t,
+) -> Option<&'a crate::handlers::HandlerManager> {
+    let m = (*ctx).handler_manager;
+    if m.is_null() {
+        None
+    } else {
+        Some(&(*m).manager)
+    }
+}
+
 fn check_options(options: c_uint, allowed: c_uint) -> Result<()> {
     if options & !allowed != 0 {
         return Err(Error::new(
@@ -252,7 +267,12 @@ pub unsafe extern "C" fn libcrun_container_run(
         let (ctx, _scope) = context_of(context, None)?;
         let c = container_of(container)?;
         (*container).context = context;
-        Runtime::run(&ctx, &c, options & LIBCRUN_RUN_OPTIONS_KEEP != 0)
+        Runtime::run_with_handlers(
+            &ctx,
+            &c,
+            options & LIBCRUN_RUN_OPTIONS_KEEP != 0,
+            manager_of(context),
+        )
     })
 }
 
@@ -272,7 +292,7 @@ pub unsafe extern "C" fn libcrun_container_create(
         let (ctx, _scope) = context_of(context, None)?;
         let c = container_of(container)?;
         (*container).context = context;
-        Runtime::create(&ctx, &c).map(|_| 0)
+        Runtime::create_with_handlers(&ctx, &c, manager_of(context)).map(|_| 0)
     })
 }
 
