@@ -809,12 +809,23 @@ fn exec_joins_cgroups() {
         .trim()
         .parse()
         .unwrap();
-    let o = env.crun(&["ps", "--format", "json", &id]).ok("ps json");
-    let mut pids: Vec<i64> = serde_json::from_str(&o.stdout).unwrap();
-    pids.sort();
     let mut want = vec![init, epid];
     want.sort();
-    assert_eq!(pids, want, "ps: {}", o.stdout);
+    // `exec -d` may return while its intermediate process is still exiting: allow it to go.
+    let t = Instant::now();
+    loop {
+        let o = env.crun(&["ps", "--format", "json", &id]).ok("ps json");
+        let mut pids: Vec<i64> = serde_json::from_str(&o.stdout).unwrap();
+        pids.sort();
+        if pids == want {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "ps: {pids:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let cg = env.cgroup_path(&id);
     let procs = cg_read(&cg, "pids", "cgroup.procs", "cgroup.procs");
     assert!(
