@@ -493,7 +493,6 @@ fn crun_exit_code_stdin_logs() {
 /// runtime never recorded; runc and crun treat that as success.  crun-rs exits 1 with
 /// "container `<id>` does not exist", which Podman prints as an error-level log line.
 #[test]
-#[ignore = "crun-rs incompatibility: `crun delete --force` of a missing container fails (exit 1)"]
 fn crun_failed_create_cleanup_is_quiet() {
     if let Some(p) = ours("crun_failed_create_cleanup_is_quiet") {
         check_failed_create_quiet(&p);

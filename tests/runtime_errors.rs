@@ -106,6 +106,10 @@ fn unknown_container_and_wrong_state() {
             "{cmd:?}: {err}"
         );
     }
+    // Like crun and runc: a forced delete of a missing container succeeds (podman's cleanup
+    // after a failed create relies on it), also with several ids.
+    e.ok(&["delete", "--force", "nope"]);
+    e.ok(&["delete", "-f", "nope", "nope2"]);
     e.ok(&["run", "-d", "r"]);
     let err = e.fails(&["start", "r"]);
     assert!(err.contains("already been started"), "{err}");

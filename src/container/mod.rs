@@ -560,7 +560,15 @@ impl Runtime {
     }
 
     /// `crun delete`: remove a created or stopped container (`force`: any container).
+    /// Like crun and runc, a forced delete of a container that does not exist succeeds.
     pub fn delete(ctx: &RuntimeContext, id: &str, force: bool) -> Result<()> {
+        match Self::delete_existing(ctx, id, force) {
+            Err(e) if force && e == status::not_found(id) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn delete_existing(ctx: &RuntimeContext, id: &str, force: bool) -> Result<()> {
         let (dir, lock) = status::lock_container(ctx.root(), id)?;
         let st = match status::read_status_in(&dir, id) {
             Ok(st) => st,
