@@ -2,7 +2,7 @@
 //! the pty copy loop (stdin → master, master → stdout) with SIGWINCH forwarding, and the exit
 //! status of the container process.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -121,11 +121,28 @@ fn drain(master: RawFd) {
     }
 }
 
+/// A pidfd for `pid` (O_CLOEXEC by definition), or None when the kernel lacks pidfd_open.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the syscall returned a fresh fd that we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Wait for `pid` in the foreground, forwarding signals and (with `master`) copying the
 /// terminal.  Must be called with [`block_signals`] in effect.  Returns the exit code
 /// (128 + signal for a killed process).
 pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
     let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    // SIGCHLD is blocked only in this thread: in a multithreaded caller (every Go program)
+    // another thread takes it and the signalfd never sees it.  A pidfd becomes readable when
+    // the process exits whichever thread gets the signal.  Without pidfd_open (Linux < 5.3,
+    // or a seccomp filter), poll with a timeout and check.
+    let pidfd = pidfd_open(pid);
+    let timeout = if pidfd.is_some() { -1 } else { 100 };
     // The process may already be gone (SIGCHLD arrived before the signalfd existed).
     if let Some(code) = reap(pid) {
         if let Some(m) = &master {
@@ -155,6 +172,13 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             events: libc::POLLIN,
             revents: 0,
         }];
+        if let Some(p) = &pidfd {
+            fds.push(libc::pollfd {
+                fd: p.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         if let Some(m) = &master {
             if master_open {
                 fds.push(libc::pollfd {
@@ -172,13 +196,27 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             }
         }
         // SAFETY: fds is a valid array of pollfd.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if r < 0 {
             let e = Error::last_os_error("poll");
             if e.errno() == libc::EINTR {
                 continue;
             }
             return Err(e);
+        }
+        if r == 0
+            || pidfd
+                .as_ref()
+                .is_some_and(|p| fds[1].fd == p.as_raw_fd() && fds[1].revents != 0)
+        {
+            // The process exited (pidfd readable) or, without a pidfd, time to check.  Copy
+            // what is left on the terminal first.
+            if let Some(code) = reap(pid) {
+                if let Some(m) = &master {
+                    drain(m.as_raw_fd());
+                }
+                return Ok(code);
+            }
         }
         for p in &fds {
             if p.revents == 0 {

@@ -201,12 +201,6 @@ finally:
 """
 
 
-@pytest.mark.skipif(
-    os.environ.get("CRUN_RS_KNOWN_BUGS") != "1",
-    reason="crun-rs foreground run hangs when other threads are alive (SIGCHLD is taken by "
-    "another thread: the wait uses a signalfd blocked only in the calling thread); "
-    "CRUN_RS_KNOWN_BUGS=1 runs it",
-)
 def test_run_foreground_with_other_threads(bundle, state_root):
     import subprocess
     import sys
