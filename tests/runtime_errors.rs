@@ -204,3 +204,42 @@ fn json_log_has_one_object_per_error() {
     // The error is also on stderr for monitors that read it.
     assert!(String::from_utf8_lossy(&o.stderr).contains("not found in $PATH"));
 }
+
+/// Whether this process has CAP_SYS_RESOURCE (then raising a hard rlimit works).
+fn has_cap_sys_resource() -> bool {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = s
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    eff & (1 << 24) != 0 // CAP_SYS_RESOURCE
+}
+
+#[test]
+fn refused_rlimit_is_reported() {
+    if !need_root("refused_rlimit_is_reported") {
+        return;
+    }
+    if has_cap_sys_resource() {
+        eprintln!("skipped: refused_rlimit_is_reported: raising a hard rlimit is allowed here");
+        return;
+    }
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) }, 0);
+    let hard = cur.rlim_max + 1;
+    // Both the container's own setrlimit and the parent's prlimit (asked for on EPERM) are
+    // refused: the error names the limit.
+    let e = Env::new("rlimit", &["/init", "true"], |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}]);
+    });
+    let err = e.fails(&["run", "c"]);
+    assert!(
+        err.contains("setrlimit `RLIMIT_NOFILE`: Operation not permitted"),
+        "{err}"
+    );
+    assert_clean(&e);
+}

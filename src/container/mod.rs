@@ -395,6 +395,7 @@ impl Runtime {
                 sync::Kind::Warning => crate::log::warning(&m.text),
                 sync::Kind::Debug => crate::log::debug(&m.text),
                 sync::Kind::Ready => break,
+                sync::Kind::Rlimit => process::answer_rlimit(parent_sock.as_fd(), pid, &m.text)?,
                 other => bail!(libc::EPROTO, "unexpected sync message {other:?}"),
             }
         }

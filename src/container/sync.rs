@@ -30,6 +30,10 @@ pub enum Kind {
     Ready = 5,
     /// Exec helper → parent: the pid of the process that will exec (as text).
     Pid = 6,
+    /// Child → parent: setrlimit was refused (valgrind emulates RLIMIT_NOFILE and refuses any
+    /// other hard limit than its own): set `resource soft hard name` on me with prlimit.  The
+    /// parent answers `Go`, or `Error` with what prlimit said.
+    Rlimit = 7,
 }
 
 impl Kind {
@@ -42,6 +46,7 @@ impl Kind {
             4 => Kind::Terminal,
             5 => Kind::Ready,
             6 => Kind::Pid,
+            7 => Kind::Rlimit,
             _ => return None,
         })
     }
