@@ -518,7 +518,6 @@ fn crun_cgroup_mount_shows_limits() {
 }
 
 #[test]
-#[ignore = "crun-rs incompatibility: the cgroup namespace is unshared before joining the cgroups"]
 fn crun_cgroupns_private() {
     if let Some(p) = ours("crun_cgroupns_private") {
         check_cgroupns_private(&p);

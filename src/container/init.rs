@@ -141,6 +141,12 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         super::namespaces::join(j)?;
     }
     sync::expect(sock, Kind::Go, "wait for the parent")?;
+    if a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0 {
+        // Now that the parent has moved us into the container's cgroups (runc and crun do the
+        // same), so /proc/self/cgroup shows `/`.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .context("unshare the cgroup namespace")?;
+    }
     if a.plan.userns {
         // SAFETY: plain syscalls; root in the new user namespace once the maps are written.
         if unsafe { libc::setresgid(0, 0, 0) } < 0 {

@@ -302,7 +302,9 @@ impl Runtime {
             }
             None => None,
         };
-        let cloned = namespaces::clone_process(plan.clone_flags);
+        // A new cgroup namespace is unshared by the container process once the parent has
+        // moved it into its cgroups (after `Go`): its root is then the container's cgroup.
+        let cloned = namespaces::clone_process(plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64));
         if let Ok(0) = cloned {
             drop(parent_sock);
             std::mem::forget(rb);
