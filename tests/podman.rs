@@ -510,7 +510,6 @@ fn check_failed_create_quiet(p: &Podman) {
 }
 
 #[test]
-#[ignore = "crun-rs incompatibility: the OCI `cgroup` mount on cgroup v1 is an empty tmpfs"]
 fn crun_cgroup_mount_shows_limits() {
     if let Some(p) = ours("crun_cgroup_mount_shows_limits") {
         check_cgroup_mount(&p);

@@ -141,6 +141,14 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         super::namespaces::join(j)?;
     }
     sync::expect(sock, Kind::Go, "wait for the parent")?;
+    // The cgroups the parent put us in, as host directories (found before a cgroup namespace
+    // makes them `/`): the `cgroup` mount binds them.
+    let own_cgroups = mounts::own_cgroups();
+    let cgroupns = a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
+        || a.plan
+            .join
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Cgroup);
     if a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0 {
         // Now that the parent has moved us into the container's cgroups (runc and crun do the
         // same), so /proc/self/cgroup shows `/`.
@@ -195,6 +203,8 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
             bundle: &a.bundle,
             terminal,
             in_userns: a.plan.userns,
+            own_cgroups: &own_cgroups,
+            cgroupns,
         };
         let bundle = a.bundle.clone();
         let (id, state_dir) = (a.id.clone(), a.state_dir.clone());
