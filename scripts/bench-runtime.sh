@@ -6,14 +6,20 @@
 #   env CRUN_RS=path                   crun-rs binary (default: target/release/crun, built here)
 #   env RSS_N=20                       iterations of the peak-RSS pass
 #   env NO_NS=1                        stay in the host mount namespace (see "cgroups" below)
+#   env SAMPLES=DIR                    keep the raw samples (µs, one a line) in DIR/t-RUNTIME-PHASE
 #
 # For every runtime, in one run:
 #   * N x (create, start, wait for exit, delete) of `/init true`,
 #   * N x `run` of `/init true`,
 # each after 5 unmeasured warm-up rounds, timed with bash's $EPOCHREALTIME (no extra fork per
-# sample).  Prints per-container medians (and p90), the ratio to crun-rs, and the peak RSS of
-# each runtime command (`/usr/bin/time -f %M`: max RSS of the command and the processes it
-# waited for) measured in a separate pass of RSS_N rounds so that `time` does not skew timings.
+# sample).  Rounds are interleaved across runtimes (see below).  Prints, per container:
+#   * wall-clock median and p90, and the ratio of the medians to crun-rs;
+#   * cpu: user+sys time of the runtime's processes (bash `times` over a separate,
+#     non-interleaved pass of N rounds): much less sensitive to other load on the machine;
+#   * peak RSS of each runtime command (`/usr/bin/time -f %M`: max RSS of the command and the
+#     processes it waited for), in a separate pass of RSS_N rounds so `time` does not skew timings.
+# On a machine shared with other work the wall-clock samples are bimodal (a fast mode and one
+# ~10 ms slower, for every runtime); compare the ratios and the cpu column, not absolute numbers.
 #
 # Same bundle and config.json for all runtimes: scripts/make-bundle.sh (static test init,
 # `crun spec` of crun-rs: pid/net/ipc/uts/mount namespaces, default mounts, devices cgroup
@@ -125,7 +131,24 @@ stats() {
         printf "%.2f %.2f\n", m / 1000, p / 1000 }'
 }
 
-declare -A MED P90 RSS
+# to_us 1m2.345s -> microseconds (the format of `times`).
+to_us() {
+    local m=${1%%m*} sec=${1#*m}
+    sec=${sec%s}
+    echo $((m * 60000000 + 10#${sec%.*} * 1000000 + 10#${sec#*.} * 1000))
+}
+
+# children_cpu: CPU_NOW = user+sys CPU time (µs) of all reaped children of this shell so far.
+# `times` must run in this shell, not in a $(...) subshell.
+children_cpu() {
+    local u s
+    times >"$work/times"
+    { read -r _ _; read -r u s; } <"$work/times"
+    CPU_NOW=$(($(to_us "$u") + $(to_us "$s")))
+}
+
+declare -A MED P90 RSS CPU
+active=""
 for rt in $RUNTIMES; do
     b=${BIN[$rt]:-}
     if [ -z "$b" ] || [ ! -x "$b" ]; then
@@ -136,23 +159,66 @@ for rt in $RUNTIMES; do
         echo "# crun: skipped (hybrid cgroups, NO_NS set)"
         continue
     fi
+    active="$active $rt"
     mkdir -p "$work/state-$rt"
     for phase in cycle run; do
         for i in $(seq 1 $WARMUP); do "one_$phase" "$rt" "w-$phase-$i"; done
         : >"$work/t-$rt-$phase"
-        for i in $(seq 1 "$N"); do
+    done
+done
+
+# Phase by phase, rounds are interleaved: round i measures every runtime, in a random order
+# (fixed seed) so that each runtime follows every other one equally often.  This matters: the
+# kernel's deferred teardown of the previous container (network namespace cleanup, cgroup
+# offlining) lands on the next one, and runc's is the heaviest -- a fixed rotation made crun-rs
+# always follow runc.  A 5 ms pause before each sample lets most of that work finish.
+read -r -a order <<<"$active"
+k=${#order[@]}
+RANDOM=42
+for phase in cycle run; do
+    for i in $(seq 1 "$N"); do
+        # Fisher-Yates shuffle of the runtimes for this round.
+        for ((j = k - 1; j > 0; j--)); do
+            r=$((RANDOM % (j + 1)))
+            tmp=${order[$j]}
+            order[$j]=${order[$r]}
+            order[$r]=$tmp
+        done
+        for rt in "${order[@]}"; do
+            read -r -t 0.005 -u 9 _ || true
             t0=$(now_us)
             "one_$phase" "$rt" "b-$phase-$i"
             t1=$(now_us)
             echo $((t1 - t0)) >>"$work/t-$rt-$phase"
         done
-        read -r MED[$rt-$phase] P90[$rt-$phase] < <(stats "$work/t-$rt-$phase")
+    done
+done
+
+if [ -n "${SAMPLES:-}" ]; then
+    mkdir -p "$SAMPLES"
+    cp "$work"/t-* "$SAMPLES"/
+fi
+for rt in $active; do
+    b=${BIN[$rt]}
+    for phase in cycle run; do
+        read -r "MED[$rt-$phase]" "P90[$rt-$phase]" < <(stats "$work/t-$rt-$phase")
     done
     left=$("$b" --root "$work/state-$rt" list -q 2>/dev/null | wc -l)
     [ "$left" = 0 ] || fail "$rt left $left containers behind"
 
+    # CPU pass (not interleaved): user+sys of the runtime processes per container.  Less
+    # sensitive to other load than wall-clock time.  The orphaned container init of
+    # create/start is reaped by pid 1, so only `run` includes the container's own (tiny) CPU.
+    for phase in cycle run; do
+        children_cpu
+        c0=$CPU_NOW
+        for i in $(seq 1 "$N"); do "one_$phase" "$rt" "c-$phase-$i"; done
+        children_cpu
+        c1=$CPU_NOW
+        CPU[$rt-$phase]=$(awk -v d=$((c1 - c0)) -v n="$N" 'BEGIN { printf "%.2f", d / n / 1000 }')
+    done
+
     # Peak RSS pass: max over RSS_N rounds of each command's max RSS (KiB).
-    : >"$work/rss"
     for i in $(seq 1 "$RSS_N"); do
         id=r-$i
         /usr/bin/time -a -o "$work/rss-create" -f %M "$b" --root "$work/state-$rt" create \
@@ -176,15 +242,17 @@ ratio() {
 }
 
 echo
-echo "# $N containers per phase ($(uname -r), $(nproc) CPUs); times in ms per container"
-printf "%-8s %-24s %8s %10s %10s\n" runtime phase median p90 "vs crun-rs"
+echo "# $N containers per phase ($(uname -r), $(nproc) CPUs); ms per container:"
+echo "# wall-clock median/p90 (interleaved rounds) and cpu = user+sys of the runtime's processes"
+printf "%-8s %-24s %8s %8s %10s %8s %10s\n" runtime phase median p90 "vs crun-rs" cpu "vs crun-rs"
 for rt in $RUNTIMES; do
     [ -n "${MED[$rt-cycle]:-}" ] || continue
     for phase in cycle run; do
         label=$phase
         [ "$phase" = cycle ] && label=create+start+wait+delete
-        printf "%-8s %-24s %8s %10s %10s\n" "$rt" "$label" "${MED[$rt-$phase]}" \
-            "${P90[$rt-$phase]}" "$(ratio "${MED[$rt-$phase]}" "${MED[crun-rs-$phase]:-0}")"
+        printf "%-8s %-24s %8s %8s %10s %8s %10s\n" "$rt" "$label" "${MED[$rt-$phase]}" \
+            "${P90[$rt-$phase]}" "$(ratio "${MED[$rt-$phase]}" "${MED[crun-rs-$phase]:-0}")" \
+            "${CPU[$rt-$phase]}" "$(ratio "${CPU[$rt-$phase]}" "${CPU[crun-rs-$phase]:-0}")"
     done
 done
 echo

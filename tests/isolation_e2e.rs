@@ -784,6 +784,58 @@ fn pause_resume_update_ps() {
     env.crun(&["delete", "-f", &id]).ok("delete -f");
 }
 
+/// Case 6b: `crun exec` processes join the container's cgroups: `crun ps` lists them and the
+/// container's pids.max counts them (a fork bomb run by exec is held).
+#[test]
+fn exec_joins_cgroups() {
+    if skip("exec_joins_cgroups") {
+        return;
+    }
+    let env = Env::new("exec");
+    let id = env.id("x");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["pids"] = json!({"limit": 5});
+    });
+    env.create(&id).ok("create");
+    env.crun(&["start", &id]).ok("start");
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    let pidfile = env.dir.join("exec.pid");
+    let pf = pidfile.to_str().unwrap().to_string();
+    env.crun(&["exec", "-d", "--pid-file", &pf, &id, "/e2e", "pause"])
+        .ok("exec -d");
+    let epid: i64 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let o = env.crun(&["ps", "--format", "json", &id]).ok("ps json");
+    let mut pids: Vec<i64> = serde_json::from_str(&o.stdout).unwrap();
+    pids.sort();
+    let mut want = vec![init, epid];
+    want.sort();
+    assert_eq!(pids, want, "ps: {}", o.stdout);
+    let cg = env.cgroup_path(&id);
+    let procs = cg_read(&cg, "pids", "cgroup.procs", "cgroup.procs");
+    assert!(
+        procs.lines().any(|l| l == epid.to_string()),
+        "exec pid {epid} not in cgroup.procs: {procs}"
+    );
+    // init + exec'd pause + the fork bomb itself: at most 2 more under pids.max = 5.
+    let o = env
+        .crun(&["exec", &id, "/e2e", "forkbomb", "20"])
+        .ok("exec forkbomb");
+    let words: Vec<&str> = o.stdout.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"forked"), "exec output: {}", o.stdout);
+    let forked: u32 = words[1].parse().unwrap();
+    assert!(
+        forked <= 2,
+        "exec'd fork bomb forked {forked} under pids.max=5"
+    );
+    assert!(o.stdout.contains("errno 11 (EAGAIN)"), "{}", o.stdout);
+    env.crun(&["delete", "-f", &id]).ok("delete -f");
+}
+
 /// Case 7: delete removes the container's cgroup in every hierarchy and its state directory, for a
 /// running container (`delete -f`) and a stopped one (`delete`).
 #[test]

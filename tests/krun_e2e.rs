@@ -98,7 +98,18 @@ impl Bundle {
             Some(f) => c.env("FAKE_KRUN_FAIL", f),
             None => c.env_remove("FAKE_KRUN_FAIL"),
         };
-        let o = c.output().unwrap();
+        // Files, not pipes: after `create` the container process keeps its stdio open, so
+        // reading pipes to EOF would wait for the container.
+        let (out_p, err_p) = (self.dir.join("stdout"), self.dir.join("stderr"));
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out_p).unwrap())
+            .stderr(std::fs::File::create(&err_p).unwrap());
+        let status = c.status().unwrap();
+        let o = Output {
+            status,
+            stdout: std::fs::read(&out_p).unwrap(),
+            stderr: std::fs::read(&err_p).unwrap(),
+        };
         common::show(&format!("krun {args:?}"), &o);
         o
     }
@@ -204,5 +215,28 @@ fn handler_annotation_and_krun_argv0_conflict() {
     assert!(
         err.contains("invalid attempt to override already configured global handler"),
         "{err}"
+    );
+}
+
+#[test]
+fn exec_into_a_krun_container_is_refused() {
+    require!();
+    let b = Bundle::new(
+        "exec",
+        serde_json::json!({}),
+        &["/bin/busybox", "sleep", "10"],
+    );
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let o = b.krun(&["create", "--bundle", &bundle, "e2e-exec"], None);
+    assert_eq!(o.status.code(), Some(0), "create");
+    let o = b.krun(&["exec", "e2e-exec", "/bin/busybox", "true"], None);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let _ = b.krun(&["delete", "-f", "e2e-exec"], None);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(err.contains("the handler does not support exec"), "{err}");
+    assert!(err.contains("Operation not supported"), "{err}");
+    assert!(
+        !b.calls().contains("krun_start_enter"),
+        "the VM was never started"
     );
 }

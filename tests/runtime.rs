@@ -489,7 +489,7 @@ fn cgroup_mount_shows_the_container_cgroups() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let e = Env::new("cgmount", &["/init", "pause"], |c| {
+    let e = Env::new("cgv1binds", &["/init", "pause"], |c| {
         let m = c["mounts"].as_array_mut().unwrap();
         m.retain(|m| m["destination"] != "/sys/fs/cgroup");
         m.push(json!({
@@ -564,4 +564,111 @@ fn cgroup_mount_shows_the_container_cgroups() {
         );
     }
     assert!(e.ids().is_empty(), "left behind: {:?}", e.ids());
+}
+
+#[test]
+fn hooks_run_at_their_points() {
+    if !need_root("hooks_run_at_their_points") {
+        return;
+    }
+    let e = Env::new("hooks", &["/init", "pause"], |_| {});
+    let out = e.dir.join("hooks-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = e.dir.join("hook.sh");
+    std::fs::write(&script, "#!/bin/sh\ncat > \"$1\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.to_str().unwrap().to_string();
+    let h = |name: &str| json!([{"path": s, "args": ["hook.sh", out.join(format!("{name}.json")).to_str().unwrap()]}]);
+    e.edit_config(|c| {
+        c["hooks"] = json!({
+            "prestart": h("prestart"),
+            "createRuntime": h("createRuntime"),
+            "createContainer": h("createContainer"),
+            "poststart": h("poststart"),
+            "poststop": h("poststop"),
+            "startContainer": [{"path": "/init", "args": ["init", "write", "/dev/shm/started", "yes"]}],
+        });
+    });
+    e.ok(&["create", "h1"]);
+    let pid = e.state("h1")["pid"].as_i64().unwrap();
+    for k in ["prestart", "createRuntime", "createContainer"] {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("{k}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(v["id"], "h1", "{k}");
+        assert_eq!(v["pid"].as_i64().unwrap(), pid, "{k}");
+    }
+    assert!(!out.join("poststart.json").exists());
+    e.ok(&["start", "h1"]);
+    assert!(out.join("poststart.json").exists());
+    wait_until(Duration::from_secs(5), "startContainer hook", || {
+        e.run(&["exec", "h1", "/init", "cat", "/dev/shm/started"])
+            .stdout
+            == b"yes"
+    });
+    e.ok(&["delete", "-f", "h1"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("poststop.json")).unwrap()).unwrap();
+    assert_eq!(v["status"], "stopped");
+    // A failing prestart hook fails the create and leaves nothing behind.
+    e.edit_config(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/false"}]}));
+    let err = e.fails(&["create", "h2"]);
+    assert!(err.contains("prestart"), "{err}");
+    assert!(e.ids().is_empty());
+}
+
+#[test]
+fn time_namespace() {
+    if !need_root("time_namespace") {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        eprintln!("skipped: time_namespace: the kernel has no time namespaces");
+        return;
+    }
+    let e = Env::new("timens", &["/init", "pause"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+    });
+    e.ok(&["run", "-d", "t1"]);
+    let pid = e.state("t1")["pid"].as_i64().unwrap().to_string();
+    assert_ne!(ns_link(&pid, "time"), ns_link("self", "time"));
+    e.ok(&["delete", "-f", "t1"]);
+}
+
+#[test]
+fn cgroup_mount_and_cgroup_namespace() {
+    if !need_root("cgroup_mount_and_cgroup_namespace") {
+        return;
+    }
+    let e = Env::new("cgmount", &["/init", "pause"], |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+    });
+    e.ok(&["run", "-d", "g1"]);
+    // The cgroup namespace is created after the container joined its cgroups: every
+    // hierarchy shows it at the namespace root.
+    let cg = e.ok(&["exec", "g1", "/init", "cat", "/proc/self/cgroup"]);
+    for line in cg.lines() {
+        assert_eq!(line.splitn(3, ':').nth(2), Some("/"), "{cg}");
+    }
+    let v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let limit = if v2 {
+        e.ok(&["exec", "g1", "/init", "cat", "/sys/fs/cgroup/memory.max"])
+    } else {
+        e.ok(&[
+            "exec",
+            "g1",
+            "/init",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+    };
+    assert_eq!(limit.trim(), "67108864");
+    // The mount is read-only, as configured.
+    let w = e.run(&["exec", "g1", "/init", "write", "/sys/fs/cgroup/x", "1"]);
+    assert!(!w.status.success());
+    e.ok(&["delete", "-f", "g1"]);
 }

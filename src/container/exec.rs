@@ -130,7 +130,12 @@ pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i3
         }
         None => None,
     };
-    let cloned = namespaces::clone_process(0);
+    // glibc's fork (not a raw clone): the caller may be multithreaded.
+    // SAFETY: see namespaces::spawn.
+    let cloned = match unsafe { libc::fork() } {
+        r if r < 0 => Err(Error::last_os_error("fork the exec process")),
+        r => Ok(r),
+    };
     if let Ok(0) = cloned {
         drop(psock);
         super::init::reset_signals();

@@ -25,7 +25,8 @@ pub struct InitArgs<'a> {
     pub rootfs: Option<PathBuf>,
     pub bundle: PathBuf,
     pub plan: &'a NsPlan,
-    pub sync: OwnedFd,
+    /// The container end of the sync socket (taken by [`run`]).
+    pub sync: Option<OwnedFd>,
     /// Read end of the exec fifo (`create`): wait on it before `execve`.
     pub fifo: Option<RawFd>,
     pub no_pivot: bool,
@@ -37,6 +38,25 @@ pub struct InitArgs<'a> {
     pub handler: Option<Box<dyn crate::handlers::LoadedHandler>>,
     pub id: String,
     pub state_dir: PathBuf,
+    /// The container's pid as the runtime sees it (sent with `Go`).
+    pub host_pid: i32,
+    /// Namespaces the process must still create itself (see `namespaces::spawn`).
+    pub unshare: u64,
+}
+
+/// The state document hooks get on stdin.
+fn hook_state(a: &InitArgs<'_>, status: &str) -> Result<String> {
+    let st = super::status::Status {
+        pid: a.host_pid,
+        bundle: a.bundle.to_string_lossy().into_owned(),
+        rootfs: a
+            .rootfs
+            .as_ref()
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    super::state_json(&a.id, &st, status, a.container)
 }
 
 /// Reset signal handling inherited from the parent (Rust ignores SIGPIPE; the parent may
@@ -58,7 +78,10 @@ pub fn reset_signals() {
 /// Run the container process; never returns.
 pub fn run(mut args: InitArgs<'_>) -> ! {
     reset_signals();
-    let sock = std::mem::replace(&mut args.sync, dup_placeholder());
+    let Some(sock) = args.sync.take() else {
+        // SAFETY: nothing to report to; leave at once.
+        unsafe { libc::_exit(1) }
+    };
     let code = match setup(&mut args, sock.as_fd()) {
         Ok(ready) => {
             let e = finish(ready, sock.as_fd(), &mut args);
@@ -77,16 +100,6 @@ pub fn run(mut args: InitArgs<'_>) -> ! {
     };
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(code) }
-}
-
-fn dup_placeholder() -> OwnedFd {
-    // An fd that is only ever dropped: /dev/null, or a closed pipe end.
-    std::fs::File::open("/dev/null")
-        .map(OwnedFd::from)
-        .unwrap_or_else(|_| {
-            let (r, _w) = nix::unistd::pipe().unwrap_or_else(|_| unsafe { libc::_exit(1) });
-            r
-        })
 }
 
 /// The result of setup: what to exec.
@@ -137,24 +150,17 @@ fn apply_sysctl(c: &Container) -> Result<()> {
 
 fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     let c = a.container;
+    if a.unshare != 0 {
+        // SAFETY: unshare with namespace flags in the (single-threaded) container process.
+        if unsafe { libc::unshare(a.unshare as i32) } < 0 {
+            return Err(Error::last_os_error("unshare the container namespaces"));
+        }
+    }
     for j in &a.plan.join {
         super::namespaces::join(j)?;
     }
-    sync::expect(sock, Kind::Go, "wait for the parent")?;
-    // The cgroups the parent put us in, as host directories (found before a cgroup namespace
-    // makes them `/`): the `cgroup` mount binds them.
-    let own_cgroups = mounts::own_cgroups();
-    let cgroupns = a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
-        || a.plan
-            .join
-            .iter()
-            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Cgroup);
-    if a.plan.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0 {
-        // Now that the parent has moved us into the container's cgroups (runc and crun do the
-        // same), so /proc/self/cgroup shows `/`.
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("unshare the cgroup namespace")?;
-    }
+    let go = sync::expect(sock, Kind::Go, "wait for the parent")?;
+    a.host_pid = go.text.parse().unwrap_or(0);
     if a.plan.userns {
         // SAFETY: plain syscalls; root in the new user namespace once the maps are written.
         if unsafe { libc::setresgid(0, 0, 0) } < 0 {
@@ -167,6 +173,22 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
             return Err(Error::last_os_error(
                 "setresuid to `0` in the user namespace",
             ));
+        }
+    }
+    let hooks = c.spec.hooks().clone().unwrap_or_default();
+    let has_early = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
+    if has_early {
+        sync::send(sock, Kind::Hooks, 0, "")?;
+        sync::expect(sock, Kind::Go, "wait for the runtime's hooks")?;
+    }
+    if a.plan.new_cgroupns {
+        // SAFETY: unshare with a namespace flag.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+            return Err(Error::last_os_error("unshare the cgroup namespace"));
         }
     }
     if !a.no_new_keyring {
@@ -203,8 +225,11 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
             bundle: &a.bundle,
             terminal,
             in_userns: a.plan.userns,
-            own_cgroups: &own_cgroups,
-            cgroupns,
+            cgroupns: a.plan.new_cgroupns
+                || a.plan
+                    .join
+                    .iter()
+                    .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::Cgroup),
         };
         let bundle = a.bundle.clone();
         let (id, state_dir) = (a.id.clone(), a.state_dir.clone());
@@ -227,6 +252,10 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         let root = mounts::prepare_rootfs(&setup)?;
         phase(&mut a.handler, crate::handlers::Phase::Mounts)?;
         phase(&mut a.handler, crate::handlers::Phase::AfterMounts)?;
+        // createContainer hooks: in the container's namespaces, before pivot_root.
+        if let Some(h) = hooks.create_container().as_ref().filter(|h| !h.is_empty()) {
+            glue::hooks::run(h, &hook_state(a, "created")?, "createContainer")?;
+        }
         mounts::do_pivot(&root, rootfs, a.no_pivot)?;
         drop(root);
         apply_sysctl(c)?;
@@ -350,6 +379,21 @@ fn finish(r: Ready, sock: BorrowedFd<'_>, a: &mut InitArgs<'_>) -> Error {
     }
     if let Some(fd) = a.fifo {
         if let Err(e) = wait_fifo(fd) {
+            return e;
+        }
+    }
+    // startContainer hooks: in the container, after `start`, before the user's program.
+    if let Some(h) = a
+        .container
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+        .filter(|h| !h.is_empty())
+    {
+        if let Err(e) =
+            hook_state(a, "running").and_then(|s| glue::hooks::run(&h, &s, "startContainer"))
+        {
             return e;
         }
     }

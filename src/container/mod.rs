@@ -13,7 +13,6 @@
 //! fail on the user's input, and the runtime connects to the socket only when it has the fd)
 //! is described in `init` and [`Runtime::create_or_run`].
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -302,10 +301,9 @@ impl Runtime {
             }
             None => None,
         };
-        // A new cgroup namespace is unshared by the container process once the parent has
-        // moved it into its cgroups (after `Go`): its root is then the container's cgroup.
-        let cloned = namespaces::clone_process(plan.clone_flags & !(libc::CLONE_NEWCGROUP as u64));
-        if let Ok(0) = cloned {
+        let spawned = namespaces::spawn(plan.clone_flags);
+        let cloned = spawned.as_ref().map(|(p, _)| *p).map_err(Clone::clone);
+        if let Ok((0, unshare)) = spawned {
             drop(parent_sock);
             std::mem::forget(rb);
             init::run(init::InitArgs {
@@ -313,7 +311,7 @@ impl Runtime {
                 rootfs: rootfs.clone(),
                 bundle: bundle.clone(),
                 plan: &plan,
-                sync: child_sock,
+                sync: Some(child_sock),
                 fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
                 no_pivot: ctx.no_pivot,
                 preserve_fds: ctx.preserve_fds,
@@ -323,6 +321,8 @@ impl Runtime {
                 handler: handler.take(),
                 id: id.to_string(),
                 state_dir: dir.clone(),
+                host_pid: 0,
+                unshare,
             });
         }
         if let Some(saved) = saved_pidns {
@@ -349,7 +349,38 @@ impl Runtime {
                 pid,
             )?;
         }
-        sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, "")?;
+        // The container learns its host pid from `Go` (hooks' state documents carry it).
+        sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, &pid.to_string())?;
+        let early_hooks = c.spec.hooks().as_ref().map(|h| {
+            (
+                h.prestart().clone().unwrap_or_default(),
+                h.create_runtime().clone().unwrap_or_default(),
+            )
+        });
+        if let Some((prestart, create_runtime)) =
+            early_hooks.filter(|(a, b)| !a.is_empty() || !b.is_empty())
+        {
+            // prestart and createRuntime run in the runtime namespace once the container's
+            // namespaces exist, before its mounts and pivot_root (runtime-spec config.md).
+            sync::expect(
+                parent_sock.as_fd(),
+                sync::Kind::Hooks,
+                "wait for the container",
+            )?;
+            let st = Status {
+                pid,
+                bundle: bundle.to_string_lossy().into_owned(),
+                rootfs: rootfs
+                    .as_ref()
+                    .map(|r| r.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            let state = state_json(id, &st, "creating", c)?;
+            glue::hooks::run(&prestart, &state, "prestart")?;
+            glue::hooks::run(&create_runtime, &state, "createRuntime")?;
+            sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, "")?;
+        }
 
         let mut master: Option<OwnedFd> = None;
         let mut sent_console = false;
@@ -422,15 +453,6 @@ impl Runtime {
         if let Some(pf) = &ctx.pid_file {
             write_file_atomic(&absolute(pf)?, pid.to_string().as_bytes())
                 .context("write the pid file")?;
-        }
-        if let Some(h) = c.spec.hooks().as_ref() {
-            let state = state_json(id, &st, "created", c)?;
-            glue::hooks::run(h.prestart().as_deref().unwrap_or(&[]), &state, "prestart")?;
-            glue::hooks::run(
-                h.create_runtime().as_deref().unwrap_or(&[]),
-                &state,
-                "createRuntime",
-            )?;
         }
         if mode == Mode::Create {
             rb.disarm();
@@ -565,20 +587,21 @@ impl Runtime {
     /// `crun delete`: remove a created or stopped container (`force`: any container).
     /// Like crun and runc, a forced delete of a container that does not exist succeeds.
     pub fn delete(ctx: &RuntimeContext, id: &str, force: bool) -> Result<()> {
-        match Self::delete_existing(ctx, id, force) {
-            Err(e) if force && e == status::not_found(id) => Ok(()),
-            r => r,
-        }
-    }
-
-    fn delete_existing(ctx: &RuntimeContext, id: &str, force: bool) -> Result<()> {
-        let (dir, lock) = status::lock_container(ctx.root(), id)?;
+        let (dir, lock) = match status::lock_container(ctx.root(), id) {
+            Ok(x) => x,
+            // As crun: a forced delete of a container that does not exist succeeds.
+            Err(e) if force && e.errno() == libc::ENOENT => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let st = match status::read_status_in(&dir, id) {
             Ok(st) => st,
             Err(e) if e.errno() == libc::ENOENT => {
                 // A directory without status: left by a crash; remove it.
                 drop(lock);
                 let _ = std::fs::remove_dir_all(&dir);
+                if force {
+                    return Ok(());
+                }
                 return Err(status::not_found(id));
             }
             Err(e) => return Err(e),
@@ -685,7 +708,7 @@ fn external_descriptors() -> String {
     serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
 }
 
-fn state_json(id: &str, st: &Status, s: &str, c: &Container) -> Result<String> {
+pub(crate) fn state_json(id: &str, st: &Status, s: &str, c: &Container) -> Result<String> {
     let state = State {
         oci_version: "1.0.0".into(),
         id: id.into(),
@@ -793,9 +816,4 @@ pub fn write_default_spec(dir: &Path, rootless: bool) -> Result<()> {
         }
         Err(e) => Err(e).context(format!("open `{}`", p.display())),
     }
-}
-
-#[allow(dead_code)]
-fn cstring(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::new(libc::EINVAL, format!("`{s}` contains NUL")))
 }

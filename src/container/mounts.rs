@@ -471,9 +471,7 @@ pub struct RootfsSetup<'a> {
     pub bundle: &'a Path,
     pub terminal: bool,
     pub in_userns: bool,
-    /// The container's cgroups as host directories (see [`own_cgroups`]).
-    pub own_cgroups: &'a OwnCgroups,
-    /// Whether the container has a cgroup namespace (new or joined).
+    /// The container has its own cgroup namespace (fresh cgroup mounts show its roots).
     pub cgroupns: bool,
 }
 
@@ -621,9 +619,9 @@ fn do_spec_mount(s: &RootfsSetup<'_>, root: RawFd, m: &Mount) -> Result<()> {
     let r = match typ {
         "cgroup" | "cgroup2" => {
             if host_is_cgroup2() {
-                mount_cgroup_v2(s, root, &tp, flags, dest)
+                do_mount(Some("cgroup2"), &tp, Some("cgroup2"), flags, None, dest)
             } else {
-                mount_cgroup_v1(s, root, &tp, flags, dest)
+                mount_cgroup_v1(root, dest, flags, s.cgroupns)
             }
         }
         _ => do_mount(Some(&src_s), &tp, Some(typ), flags, data.as_deref(), dest),
@@ -680,238 +678,126 @@ fn do_spec_mount(s: &RootfsSetup<'_>, root: RawFd, m: &Mount) -> Result<()> {
     Ok(())
 }
 
-/// The host's cgroup hierarchy mount point (what `/sys/fs/cgroup` holds on the host).
-const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// Undo mountinfo's octal escapes (`\040` for a space).
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && s.is_char_boundary(i + 4) {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// One cgroup hierarchy of the host to show in the container: the name of its directory under
-/// the cgroup root (`memory`, `cpu,cpuacct`, `systemd`, `unified`) and the host directory of
-/// the container's own cgroup in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupBind {
-    pub name: String,
-    pub host_dir: PathBuf,
-}
-
-/// The hierarchies mounted directly under `cgroup_root` in `mountinfo`, each matched with the
-/// container's cgroup from `self_cgroup` (`/proc/<pid>/cgroup` text).  A v1 hierarchy matches
-/// the line whose controllers are all in its super options (`name=systemd` included); a
-/// cgroup2 one the `0::` line.  Hierarchies whose cgroup is outside the mount's root are left
-/// out.
-pub fn cgroup_binds(mountinfo: &str, self_cgroup: &str, cgroup_root: &str) -> Vec<CgroupBind> {
+/// The host's cgroup hierarchies under `/sys/fs/cgroup`: (directory name, fs type, options).
+fn host_cgroup_mounts() -> Vec<(String, String, String)> {
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
+    for line in mi.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let (mroot, mpoint) = (unescape_mountinfo(pre[3]), unescape_mountinfo(pre[4]));
-        let Some(name) = mpoint
-            .strip_prefix(cgroup_root)
-            .and_then(|n| n.strip_prefix('/'))
-            .filter(|n| !n.is_empty() && !n.contains('/'))
-        else {
-            continue;
-        };
-        let fstype = post[0];
-        let sopts: Vec<&str> = post[2].split(',').collect();
-        let own = self_cgroup.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-            let matches = match fstype {
-                "cgroup2" => ctrl.is_empty(),
-                "cgroup" => !ctrl.is_empty() && ctrl.split(',').all(|c| sopts.contains(&c)),
-                _ => false,
-            };
-            matches.then(|| path.to_string())
-        });
-        let Some(own) = own else {
-            continue;
-        };
-        let rel = if mroot == "/" {
-            Some(own.as_str())
-        } else {
-            own.strip_prefix(mroot.as_str())
-                .filter(|r| r.is_empty() || r.starts_with('/'))
-        };
-        let Some(rel) = rel else {
-            continue;
-        };
-        let rel = rel.trim_start_matches('/');
-        let host_dir = if rel.is_empty() {
-            PathBuf::from(&mpoint)
-        } else {
-            Path::new(&mpoint).join(rel)
-        };
-        if out.iter().any(|b: &CgroupBind| b.name == name) {
+        let f: Vec<&str> = left.split_whitespace().collect();
+        let r: Vec<&str> = right.split_whitespace().collect();
+        if f.len() < 5 || r.len() < 3 {
             continue;
         }
-        out.push(CgroupBind {
-            name: name.to_string(),
-            host_dir,
-        });
+        let Some(name) = f[4].strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
+        if name.contains('/') || (r[0] != "cgroup" && r[0] != "cgroup2") {
+            continue;
+        }
+        let opts: Vec<&str> = r[2]
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect();
+        out.push((name.to_string(), r[0].to_string(), opts.join(",")));
     }
     out
 }
 
-/// The container process's cgroups as directories of the host's hierarchies.
-#[derive(Debug, Clone, Default)]
-pub struct OwnCgroups {
-    /// The hierarchies under `/sys/fs/cgroup` (cgroup v1 and the hybrid `unified`).
-    pub v1: Vec<CgroupBind>,
-    /// The cgroup2 directory when `/sys/fs/cgroup` itself is cgroup2.
-    pub v2: Option<PathBuf>,
+/// This process's path in the v1 hierarchy with `opts` (or the v2 one for `""`).
+fn own_cgroup(opts: &str) -> Option<String> {
+    let s = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    s.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        let same = if opts.is_empty() {
+            ctrls.is_empty()
+        } else {
+            let mut a: Vec<&str> = ctrls.split(',').collect();
+            let mut b: Vec<&str> = opts.split(',').collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        };
+        same.then(|| path.to_string())
+    })
 }
 
-/// The calling process's cgroups as host directories.  Call it before unsharing a cgroup
-/// namespace: inside one, `/proc/self/cgroup` and the roots in mountinfo are relative to it.
-pub fn own_cgroups() -> OwnCgroups {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let v2 = mountinfo
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(HOST_CGROUP_ROOT) && l.contains(" - cgroup2 "))
-        .then(|| {
-            cgroup
-                .lines()
-                .find_map(|l| l.strip_prefix("0::"))
-                .map(|p| Path::new(HOST_CGROUP_ROOT).join(p.trim_start_matches('/')))
-        })
-        .flatten();
-    OwnCgroups {
-        v1: cgroup_binds(&mountinfo, &cgroup, HOST_CGROUP_ROOT),
-        v2,
-    }
-}
-
-/// Bind `host_dir` on `tp` read-only (unless `flags` lacks MS_RDONLY) with the spec's
-/// nosuid/nodev/noexec.
-fn bind_cgroup_dir(host_dir: &Path, root: RawFd, dest: &Path, flags: MsFlags) -> Result<()> {
-    let target = create_target(root, dest, true)?;
-    let tp = fd_path(target.as_raw_fd());
-    let src = host_dir.to_string_lossy();
-    do_mount(Some(&src), &tp, None, MsFlags::MS_BIND, None, dest)?;
-    let target = create_target(root, dest, true)?;
-    let tp = fd_path(target.as_raw_fd());
-    let extra =
-        flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-    if !extra.is_empty() {
-        let keep = locked_flags(&tp);
-        do_mount(
-            None,
-            &tp,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep,
-            None,
-            dest,
-        )?;
-    }
-    Ok(())
-}
-
-/// The OCI `cgroup` mount on a cgroup v1 (or hybrid) host, like crun and runc: a tmpfs with,
-/// for each hierarchy, a bind of the container's own cgroup directory (read-only unless the
-/// mount is `rw`), plus the host's symlinks for comounted controllers (`cpu -> cpu,cpuacct`).
-fn mount_cgroup_v1(
-    s: &RootfsSetup<'_>,
-    root: RawFd,
-    tp: &str,
-    flags: MsFlags,
-    dest: &Path,
-) -> Result<()> {
+/// The OCI `cgroup` mount on a v1/hybrid host: a tmpfs with one directory per hierarchy,
+/// each showing the container's own cgroup (a fresh mount inside a cgroup namespace, else a
+/// bind of the container's cgroup directory), plus crun's `cpu` → `cpu,cpuacct` symlinks.
+fn mount_cgroup_v1(root: RawFd, dest: &Path, flags: MsFlags, cgroupns: bool) -> Result<()> {
+    let base = create_target(root, dest, true)?;
     do_mount(
         Some("tmpfs"),
-        tp,
+        &fd_path(base.as_raw_fd()),
         Some("tmpfs"),
         flags & !MsFlags::MS_RDONLY,
         Some("mode=755"),
         dest,
     )?;
-    let binds = &s.own_cgroups.v1;
-    for b in binds {
-        bind_cgroup_dir(&b.host_dir, root, &dest.join(&b.name), flags)?;
-    }
-    // Comounted controllers: the host's `cpu -> cpu,cpuacct` links to a hierarchy we bound.
-    if let Ok(entries) = std::fs::read_dir(HOST_CGROUP_ROOT) {
-        let dir = openat2_in_root(
-            root,
-            &dest.to_string_lossy(),
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-        )?;
-        for e in entries.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_symlink()) {
-                continue;
+    let sub = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    for (name, fstype, opts) in host_cgroup_mounts() {
+        let d = dest.join(&name);
+        let t = create_target(root, &d, true)?;
+        let tp = fd_path(t.as_raw_fd());
+        let v2 = fstype == "cgroup2";
+        let key = if v2 { "" } else { opts.as_str() };
+        if cgroupns {
+            let data = (!v2).then_some(opts.as_str());
+            do_mount(Some("cgroup"), &tp, Some(fstype.as_str()), sub, data, &d)?;
+        } else {
+            let Some(own) = own_cgroup(key) else { continue };
+            let src = format!("/sys/fs/cgroup/{name}{own}");
+            do_mount(Some(&src), &tp, None, MsFlags::MS_BIND, None, &d)?;
+        }
+        if flags.contains(MsFlags::MS_RDONLY) {
+            let t = create_target(root, &d, true)?;
+            let tp = fd_path(t.as_raw_fd());
+            do_mount(
+                None,
+                &tp,
+                None,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | sub
+                    | locked_flags(&tp),
+                None,
+                &d,
+            )?;
+        }
+        // `cpu,cpuacct` is also reachable as `cpu` and `cpuacct`.
+        if name.contains(',') {
+            let dir = openat2_in_root(
+                root,
+                &dest.to_string_lossy(),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+            )?;
+            for part in name.split(',') {
+                let (n, t) = (cstr(part)?, cstr(&name)?);
+                // SAFETY: dir is a directory fd; both strings are NUL-terminated.
+                unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) };
             }
-            let Ok(target) = std::fs::read_link(e.path()) else {
-                continue;
-            };
-            let t = target.to_string_lossy();
-            if !binds.iter().any(|b| b.name == t) {
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().into_owned();
-            nix::unistd::symlinkat(t.as_ref(), Some(dir.as_raw_fd()), name.as_str())
-                .with_context(|| format!("symlink `{}/{name}`", dest.display()))?;
         }
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let target = create_target(root, dest, true)?;
+        let base = create_target(root, dest, true)?;
         do_mount(
             None,
-            &fd_path(target.as_raw_fd()),
+            &fd_path(base.as_raw_fd()),
             None,
-            MsFlags::MS_REMOUNT | flags,
-            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | (flags & !MsFlags::MS_RDONLY),
+            Some("mode=755"),
             dest,
         )?;
     }
     Ok(())
-}
-
-/// The OCI `cgroup` mount on a cgroup v2 host: a fresh cgroup2 mount in a cgroup namespace
-/// (its root is the container's cgroup); without one, a bind of the container's own cgroup.
-fn mount_cgroup_v2(
-    s: &RootfsSetup<'_>,
-    root: RawFd,
-    tp: &str,
-    flags: MsFlags,
-    dest: &Path,
-) -> Result<()> {
-    match (&s.own_cgroups.v2, s.cgroupns) {
-        (Some(own), false) => bind_cgroup_dir(own, root, dest, flags),
-        (own, _) => match (
-            do_mount(Some("cgroup2"), tp, Some("cgroup2"), flags, None, dest),
-            own,
-        ) {
-            (Err(e), Some(own)) if e.errno() == libc::EPERM || e.errno() == libc::EBUSY => {
-                bind_cgroup_dir(own, root, dest, flags)
-            }
-            (r, _) => r,
-        },
-    }
 }
 
 /// The devices every container gets (OCI "Default Devices").
@@ -1208,56 +1094,6 @@ mod tests {
     fn id_of_path(p: &Path) -> (u64, u64) {
         let m = std::fs::symlink_metadata(p).unwrap();
         (m.dev(), m.ino())
-    }
-
-    #[test]
-    fn cgroup_binds_match_hierarchies_with_own_cgroups() {
-        let mountinfo = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-36 31 0:33 /outer /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
-37 31 0:34 /elsewhere /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-42 31 0:39 / /sys/fs/cgroup/a\\040b rw,relatime - cgroup cgroup rw,net_cls
-50 23 0:40 / /other/memory rw - cgroup cgroup rw,memory
-";
-        let own = "\
-12:net_cls:/c
-9:name=systemd:/machine.slice/c
-8:pids:/outer/c
-7:blkio:/c
-4:memory:/machine.slice/c
-2:cpu,cpuacct:/machine.slice/c
-0::/machine.slice/c
-";
-        let b = cgroup_binds(mountinfo, own, "/sys/fs/cgroup");
-        let got: Vec<(&str, &Path)> = b
-            .iter()
-            .map(|b| (b.name.as_str(), b.host_dir.as_path()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (
-                    "cpu,cpuacct",
-                    Path::new("/sys/fs/cgroup/cpu,cpuacct/machine.slice/c")
-                ),
-                ("memory", Path::new("/sys/fs/cgroup/memory/machine.slice/c")),
-                // The mount's root is stripped; a cgroup outside it is left out (blkio).
-                ("pids", Path::new("/sys/fs/cgroup/pids/c")),
-                (
-                    "systemd",
-                    Path::new("/sys/fs/cgroup/systemd/machine.slice/c")
-                ),
-                (
-                    "unified",
-                    Path::new("/sys/fs/cgroup/unified/machine.slice/c")
-                ),
-                ("a b", Path::new("/sys/fs/cgroup/a b/c")),
-            ]
-        );
     }
 
     /// The user-space RESOLVE_IN_ROOT fallback (used when openat2 is missing, e.g. under

@@ -1,7 +1,7 @@
 //! Namespaces: which to create, which to join by path, and the user namespace id maps.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
@@ -28,6 +28,9 @@ pub struct NsPlan {
     pub userns: bool,
     /// Whether a new user namespace is created (maps must be written).
     pub new_userns: bool,
+    /// A new cgroup namespace: created by the container process with `unshare` once the
+    /// parent has moved it into its cgroups, so those cgroups are the namespace's roots.
+    pub new_cgroupns: bool,
 }
 
 /// The `CLONE_NEW*` flag of a namespace type.
@@ -78,6 +81,7 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
         pid_join: None,
         userns: false,
         new_userns: false,
+        new_cgroupns: false,
     };
     let nss = spec
         .linux()
@@ -116,6 +120,10 @@ pub fn plan(spec: &Spec) -> Result<NsPlan> {
             _ => {
                 if ns.typ() == LinuxNamespaceType::User {
                     p.new_userns = true;
+                }
+                if ns.typ() == LinuxNamespaceType::Cgroup {
+                    p.new_cgroupns = true;
+                    continue;
                 }
                 p.clone_flags |= f;
             }
@@ -223,4 +231,49 @@ pub fn clone_process(flags: u64) -> Result<i32> {
         return Err(Error::last_os_error("clone the container process"));
     }
     Ok(r as i32)
+}
+
+/// Create the container process with the namespaces in `flags`.  Returns 0 in the child and
+/// the pid in the parent, plus the flags the child still has to `unshare` itself (first thing,
+/// see `init`).
+///
+/// Without a new user namespace this goes through glibc's `fork()`, whose atfork handlers keep
+/// malloc and stdio locks consistent in the child of a multithreaded caller (the C API may be
+/// called with other threads running).  The pid and time namespaces, which only apply to
+/// children, are entered by unsharing them around the fork and restoring the caller's
+/// `*_for_children` namespaces right after.  With a new user namespace every namespace must be
+/// created inside it, so `clone3` makes them at once.
+pub fn spawn(flags: u64) -> Result<(i32, u64)> {
+    if flags & libc::CLONE_NEWUSER as u64 != 0 {
+        return clone_process(flags).map(|p| (p, 0));
+    }
+    let for_children = flags & (libc::CLONE_NEWPID as u64 | 0x80);
+    let rest = flags & !for_children;
+    let mut saved = Vec::new();
+    if for_children != 0 {
+        for (bit, name) in [(libc::CLONE_NEWPID as u64, "pid"), (0x80u64, "time")] {
+            if for_children & bit != 0 {
+                saved.push((bit, open_ns(Path::new(&format!("/proc/self/ns/{name}")))?));
+            }
+        }
+        // SAFETY: unshare with namespace flags; only affects future children.
+        if unsafe { libc::unshare(for_children as i32) } < 0 {
+            return Err(Error::last_os_error("unshare the pid/time namespace"));
+        }
+    }
+    // SAFETY: fork in a process that may be multithreaded: the child only continues into the
+    // container setup, like crun's.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        return Ok((0, rest));
+    }
+    let err = (pid < 0).then(|| Error::last_os_error("fork the container process"));
+    for (bit, fd) in &saved {
+        // SAFETY: setns back into our own namespace (restores *_for_children).
+        unsafe { libc::setns(fd.as_raw_fd(), *bit as i32) };
+    }
+    match err {
+        Some(e) => Err(e),
+        None => Ok((pid, rest)),
+    }
 }

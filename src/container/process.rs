@@ -297,6 +297,24 @@ pub fn home_for_uid(uid: u32) -> Option<String> {
     })
 }
 
+/// Read `rel` below `root` with every symlink resolved inside `root` (a container's
+/// `/etc/passwd` may be a symlink that must not lead to a host file).  Missing is empty.
+fn read_in_root(root: &Path, rel: &str) -> String {
+    use std::io::Read;
+    let Ok(dir) = std::fs::File::open(root) else {
+        return String::new();
+    };
+    use std::os::fd::AsRawFd;
+    match super::mounts::openat2_in_root(dir.as_raw_fd(), rel, libc::O_RDONLY, 0) {
+        Ok(fd) => {
+            let mut s = String::new();
+            let _ = std::fs::File::from(fd).read_to_string(&mut s);
+            s
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Resolve a `--user` value (`uid[:gid]` or `name[:group]`) against an `/etc/passwd` and
 /// `/etc/group` below `root`.
 pub fn resolve_user(spec: &str, root: &Path) -> Result<(u32, u32)> {
@@ -307,7 +325,7 @@ pub fn resolve_user(spec: &str, root: &Path) -> Result<(u32, u32)> {
     if u.is_empty() {
         bail!(libc::EINVAL, "invalid user `{spec}`");
     }
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let passwd = read_in_root(root, "etc/passwd");
     let (uid, default_gid) = match u.parse::<u32>() {
         Ok(uid) => {
             let gid = passwd.lines().find_map(|l| {
@@ -341,7 +359,7 @@ pub fn resolve_user(spec: &str, root: &Path) -> Result<(u32, u32)> {
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
             Err(_) => {
-                let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+                let group = read_in_root(root, "etc/group");
                 group
                     .lines()
                     .find_map(|l| {
@@ -467,6 +485,11 @@ mod tests {
             resolve_user("0:nogroup", &d).unwrap_err().errno(),
             libc::ENOENT
         );
+        // A symlinked passwd resolves inside the root, never to the host's file.
+        let d2 = d.join("r2");
+        std::fs::create_dir_all(d2.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d2.join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user("root", &d2).unwrap_err().errno(), libc::ENOENT);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

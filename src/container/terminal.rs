@@ -2,7 +2,7 @@
 //! the pty copy loop (stdin → master, master → stdout) with SIGWINCH forwarding, and the exit
 //! status of the container process.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -63,21 +63,24 @@ fn status_code(st: i32) -> i32 {
     }
 }
 
-/// Reap `pid` if it exited (and any other dead child); its exit code.
+/// Reap `pid` if it exited; its exit code.  Only `pid` is waited for: a library caller's
+/// other children are not ours to reap.
 fn reap(pid: i32) -> Option<i32> {
-    let mut found = None;
-    loop {
-        let mut st = 0;
-        // SAFETY: waitpid writes into st.
-        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-        if r <= 0 {
-            break;
-        }
-        if r == pid {
-            found = Some(status_code(st));
-        }
+    let mut st = 0;
+    // SAFETY: waitpid writes into st.
+    let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    (r == pid).then(|| status_code(st))
+}
+
+/// A pidfd for `pid` (readable once it exits), or None on kernels without pidfd_open.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return None;
     }
-    found
+    // SAFETY: r is a fresh fd we own; pidfds are close-on-exec.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r as RawFd) })
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) {
@@ -121,28 +124,14 @@ fn drain(master: RawFd) {
     }
 }
 
-/// A pidfd for `pid` (O_CLOEXEC by definition), or None when the kernel lacks pidfd_open.
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the syscall returned a fresh fd that we own.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// Wait for `pid` in the foreground, forwarding signals and (with `master`) copying the
 /// terminal.  Must be called with [`block_signals`] in effect.  Returns the exit code
 /// (128 + signal for a killed process).
 pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
     let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).context("signalfd")?;
-    // SIGCHLD is blocked only in this thread: in a multithreaded caller (every Go program)
-    // another thread takes it and the signalfd never sees it.  A pidfd becomes readable when
-    // the process exits whichever thread gets the signal.  Without pidfd_open (Linux < 5.3,
-    // or a seccomp filter), poll with a timeout and check.
+    // The exit is watched through a pidfd: in a multithreaded caller SIGCHLD may be delivered
+    // to another thread and never reach this thread's signalfd.
     let pidfd = pidfd_open(pid);
-    let timeout = if pidfd.is_some() { -1 } else { 100 };
     // The process may already be gone (SIGCHLD arrived before the signalfd existed).
     if let Some(code) = reap(pid) {
         if let Some(m) = &master {
@@ -196,7 +185,7 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             }
         }
         // SAFETY: fds is a valid array of pollfd.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
         if r < 0 {
             let e = Error::last_os_error("poll");
             if e.errno() == libc::EINTR {
@@ -204,25 +193,22 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             }
             return Err(e);
         }
-        if r == 0
-            || pidfd
-                .as_ref()
-                .is_some_and(|p| fds[1].fd == p.as_raw_fd() && fds[1].revents != 0)
-        {
-            // The process exited (pidfd readable) or, without a pidfd, time to check.  Copy
-            // what is left on the terminal first.
-            if let Some(code) = reap(pid) {
-                if let Some(m) = &master {
-                    drain(m.as_raw_fd());
-                }
-                return Ok(code);
-            }
-        }
         for p in &fds {
             if p.revents == 0 {
                 continue;
             }
-            if p.fd == sfd.as_raw_fd() {
+            if Some(p.fd) == pidfd.as_ref().map(|f| f.as_raw_fd()) {
+                let mut st = 0;
+                // SAFETY: the process exited (the pidfd is readable): reap it.
+                let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+                if r == pid {
+                    if let Some(m) = &master {
+                        drain(m.as_raw_fd());
+                    }
+                    return Ok(status_code(st));
+                }
+                return Err(Error::last_os_error(format!("waitpid `{pid}`")));
+            } else if p.fd == sfd.as_raw_fd() {
                 if let Ok(Some(si)) = sfd.read_signal() {
                     let sig = si.ssi_signo as i32;
                     if sig == libc::SIGCHLD {
