@@ -22,6 +22,7 @@ mod glue;
 mod init;
 pub mod mounts;
 pub mod namespaces;
+pub mod prefork;
 pub mod process;
 pub mod signals;
 pub mod status;
