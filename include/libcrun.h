@@ -54,40 +54,40 @@
 /*
  `enum handler_configure_phase`.
  */
-enum handler_configure_phase {
-  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_BEFORE_MOUNTS = 1,
-  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_AFTER_MOUNTS = 2,
-  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_MOUNTS = 3,
-  HANDLER_CONFIGURE_PHASE_HANDLER_CONFIGURE_BEFORE_USERNS = 4,
-};
+typedef enum handler_configure_phase {
+  HANDLER_CONFIGURE_BEFORE_MOUNTS = 1,
+  HANDLER_CONFIGURE_AFTER_MOUNTS = 2,
+  HANDLER_CONFIGURE_MOUNTS = 3,
+  HANDLER_CONFIGURE_BEFORE_USERNS = 4,
+} handler_configure_phase;
 
 /*
  The handler manager.  Opaque to C (`libcrun_handler_manager_create` / `_free`).
  */
-struct custom_handler_manager_s;
+typedef struct custom_handler_manager_s custom_handler_manager_s;
 
 /*
  The parsed OCI configuration.  Opaque to C: crun-rs keeps the spec in Rust.
  */
-struct runtime_spec_schema_config_schema;
+typedef struct runtime_spec_schema_config_schema runtime_spec_schema_config_schema;
 
 /*
  An OCI `process` object.  Opaque to C (see `libcrun_process_from_json`, if present).
  */
-struct runtime_spec_schema_config_schema_process;
+typedef struct runtime_spec_schema_config_schema_process runtime_spec_schema_config_schema_process;
 
 /*
  The container's annotations.  Opaque to C.
  */
-struct string_map;
+typedef struct string_map string_map;
 
 /*
  crun's error struct: a positive errno (or 0) and a `malloc`'d message.
  */
-struct libcrun_error_s {
+typedef struct libcrun_error_s {
   int status;
   char *msg;
-};
+} libcrun_error_s;
 
 /*
  Every fallible libcrun call takes a `libcrun_error_t *err`.
@@ -102,7 +102,7 @@ typedef void (*crun_output_handler)(int errno_, const char *msg, int verbosity, 
 /*
  `struct libcrun_context_s` (120 bytes).  The caller owns every string.
  */
-struct libcrun_context_s {
+typedef struct libcrun_context_s {
   const char *state_root;
   const char *id;
   const char *bundle;
@@ -123,12 +123,12 @@ struct libcrun_context_s {
   char **argv;
   int argc;
   struct custom_handler_manager_s *handler_manager;
-};
+} libcrun_context_s;
 
 /*
  `struct libcrun_container_s` (80 bytes).
  */
-struct libcrun_container_s {
+typedef struct libcrun_container_s {
   struct runtime_spec_schema_config_schema *container_def;
   uid_t host_uid;
   gid_t host_gid;
@@ -141,7 +141,7 @@ struct libcrun_container_s {
   void *private_data;
   void (*cleanup_private_data)(void *private_data);
   struct libcrun_context_s *context;
-};
+} libcrun_container_s;
 
 /*
  `libcrun_container_t`.
@@ -156,18 +156,18 @@ typedef struct libcrun_context_s libcrun_context_t;
 /*
  `struct libcrun_container_exec_options_s` (40 bytes); `struct_size` must be its `sizeof`.
  */
-struct libcrun_container_exec_options_s {
+typedef struct libcrun_container_exec_options_s {
   size_t struct_size;
   struct runtime_spec_schema_config_schema_process *process;
   const char *path;
   const char *cgroup;
   bool merge_env;
-};
+} libcrun_container_exec_options_s;
 
 /*
  `struct custom_handler_s`: crun's handler vtable, 11 members in crun's order (88 bytes).
  */
-struct custom_handler_s {
+typedef struct custom_handler_s {
   const char *name;
   const char *feature_string;
   const char *alias;
@@ -196,21 +196,21 @@ struct custom_handler_s {
                    libcrun_container_t *container,
                    int preserve_fds,
                    libcrun_error_t *err);
-};
+} custom_handler_s;
 
 /*
  crun's `struct custom_handler_instance_s`: a handler's vtable and the cookie its `load`
  returned.
  */
-struct custom_handler_instance_s {
+typedef struct custom_handler_instance_s {
   struct custom_handler_s *vtable;
   void *cookie;
-};
+} custom_handler_instance_s;
 
 /*
  `struct libcrun_container_status_s` (88 bytes): the state file's contents.
  */
-struct libcrun_container_status_s {
+typedef struct libcrun_container_status_s {
   pid_t pid;
   unsigned long long process_start_time;
   char *bundle;
@@ -222,7 +222,7 @@ struct libcrun_container_status_s {
   int detached;
   char *external_descriptors;
   char *owner;
-};
+} libcrun_container_status_s;
 
 /*
  `libcrun_container_status_t`.
@@ -232,15 +232,20 @@ typedef struct libcrun_container_status_s libcrun_container_status_t;
 /*
  `struct libcrun_container_list_s`: a singly linked list of container names.
  */
-struct libcrun_container_list_s {
+typedef struct libcrun_container_list_s {
   struct libcrun_container_list_s *next;
   char *name;
-};
+} libcrun_container_list_s;
 
 /*
  `libcrun_container_list_t`.
  */
 typedef struct libcrun_container_list_s libcrun_container_list_t;
+
+/*
+ What an out-of-tree handler `.so` exports as `run_oci_handler_get_handler`.
+ */
+typedef struct custom_handler_s *(*run_oci_get_handler_cb)(void);
 
 #ifdef __cplusplus
 extern "C" {
