@@ -133,7 +133,7 @@ fn process_errors_are_reported_with_errno() {
         return;
     }
     let e = Env::new("procerr", &["nonexistent-cmd"], |_| {});
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "procerr"]);
     assert!(
         err.contains(
             "executable file `nonexistent-cmd` not found in $PATH: No such file or directory"
@@ -141,14 +141,14 @@ fn process_errors_are_reported_with_errno() {
         "{err}"
     );
     assert_clean(&e);
-    let err = e.fails(&["create", "c"]);
+    let err = e.fails(&["create", "procerr"]);
     assert!(err.contains("not found in $PATH"), "{err}");
     assert_clean(&e);
     e.edit_config(|c| {
         c["process"]["args"] = json!(["/init", "true"]);
         c["process"]["cwd"] = json!("/nonexistent-dir");
     });
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "procerr"]);
     assert!(
         err.contains("chdir to `/nonexistent-dir`: No such file or directory"),
         "{err}"
@@ -159,7 +159,7 @@ fn process_errors_are_reported_with_errno() {
         c["process"]["args"] = json!(["/etc"]);
         c["process"]["cwd"] = json!("/");
     });
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "procerr"]);
     assert!(err.contains("Permission denied"), "{err}");
     assert_clean(&e);
     // A user that does not exist (exec --user NAME).
@@ -190,7 +190,7 @@ fn json_log_has_one_object_per_error() {
         log.to_str().unwrap(),
         "--log-format=json",
         "run",
-        "c",
+        "jsonlog",
     ]);
     assert_eq!(o.status.code(), Some(1));
     let text = std::fs::read_to_string(&log).unwrap();
@@ -238,7 +238,7 @@ fn refused_rlimit_is_reported() {
     let e = Env::new("rlimit", &["/init", "true"], |c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}]);
     });
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "rlimit-refused"]);
     assert!(
         err.contains("setrlimit `RLIMIT_NOFILE`: Operation not permitted"),
         "{err}"
