@@ -313,6 +313,34 @@ test_lifecycle (const char *bundle, const char *state)
   CHECK_CONTAINS (s, "\"stopped\"");
   free (s);
   CHECK_INT (libcrun_container_delete (&ctx, NULL, "capi2", true, &err), 0);
+
+  /* PREFORK: the runtime runs in a forked, detached process; the exit status and errors come
+     back through a pipe, and this process has no child left to reap. */
+  ctx.id = "capi3";
+  /* Reap what the in-process runs above left (the killed capi1 was our child). */
+  while (waitpid (-1, NULL, WNOHANG) > 0)
+    ;
+  CHECK_INT (libcrun_container_run (&ctx, c, LIBCRUN_RUN_OPTIONS_PREFORK, &err), 3);
+  CHECK (err == NULL);
+  s = state_of (&ctx, "capi3");
+  CHECK (s == NULL);
+  free (s);
+  CHECK (waitpid (-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+  libcrun_container_free (c);
+  c = libcrun_container_load_from_memory (
+      "{\"ociVersion\": \"1.0.0\", \"root\": {\"path\": \"rootfs\"}, \"process\": {\"args\": "
+      "[\"/nonexistent-cmd\"], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}}, "
+      "\"linux\": {\"namespaces\": [{\"type\": \"mount\"}, {\"type\": \"pid\"}]}}",
+      &err);
+  CHECK (c != NULL);
+  ctx.id = "capi4";
+  CHECK_INT (libcrun_container_run (&ctx, c, LIBCRUN_RUN_OPTIONS_PREFORK, &err), -ENOENT - 1);
+  CHECK (err && err->status == ENOENT);
+  CHECK_CONTAINS (err ? err->msg : NULL, "/nonexistent-cmd");
+  libcrun_error_release (&err);
+  s = state_of (&ctx, "capi4");
+  CHECK (s == NULL);
+  free (s);
   libcrun_container_free (c);
 }
 

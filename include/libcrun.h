@@ -426,7 +426,9 @@ void libcrun_container_free(libcrun_container_t *c);
 
 /*
  Run a container (create + start).  Without `context->detach` it waits and returns the
- container's exit status, deleting it unless `LIBCRUN_RUN_OPTIONS_KEEP` is set.
+ container's exit status, deleting it unless `LIBCRUN_RUN_OPTIONS_KEEP` is set.  With
+ `LIBCRUN_RUN_OPTIONS_PREFORK` the runtime runs in a forked, detached process and the result
+ comes back through a pipe: the caller is never the container's parent.
 
  # Safety
  Pointers are valid or NULL (EINVAL).

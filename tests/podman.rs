@@ -493,7 +493,6 @@ fn crun_exit_code_stdin_logs() {
 /// runtime never recorded; runc and crun treat that as success.  crun-rs exits 1 with
 /// "container `<id>` does not exist", which Podman prints as an error-level log line.
 #[test]
-#[ignore = "crun-rs incompatibility: `crun delete --force` of a missing container fails (exit 1)"]
 fn crun_failed_create_cleanup_is_quiet() {
     if let Some(p) = ours("crun_failed_create_cleanup_is_quiet") {
         check_failed_create_quiet(&p);
@@ -511,7 +510,6 @@ fn check_failed_create_quiet(p: &Podman) {
 }
 
 #[test]
-#[ignore = "crun-rs incompatibility: the OCI `cgroup` mount on cgroup v1 is an empty tmpfs"]
 fn crun_cgroup_mount_shows_limits() {
     if let Some(p) = ours("crun_cgroup_mount_shows_limits") {
         check_cgroup_mount(&p);
@@ -519,7 +517,6 @@ fn crun_cgroup_mount_shows_limits() {
 }
 
 #[test]
-#[ignore = "crun-rs incompatibility: the cgroup namespace is unshared before joining the cgroups"]
 fn crun_cgroupns_private() {
     if let Some(p) = ours("crun_cgroupns_private") {
         check_cgroupns_private(&p);

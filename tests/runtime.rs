@@ -471,6 +471,101 @@ fn preserve_fds_and_no_pivot() {
     assert_eq!(e.ok(&["run", "--no-pivot", "f2"]), "nopivot\n");
 }
 
+/// The OCI `cgroup` mount on a cgroup v1/hybrid host: a tmpfs holding, for each hierarchy, a
+/// read-only bind of the container's own cgroup (the limits are visible), the host's symlinks
+/// for comounted controllers, and with a cgroup namespace `/proc/self/cgroup` shows `/`.
+#[test]
+fn cgroup_mount_shows_the_container_cgroups() {
+    if !need_root("cgroup_mount_shows_the_container_cgroups") {
+        return;
+    }
+    if !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        eprintln!(
+            "skipped: cgroup_mount_shows_the_container_cgroups: no cgroup v1 memory hierarchy"
+        );
+        return;
+    }
+    let host: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let e = Env::new("cgv1binds", &["/init", "pause"], |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.retain(|m| m["destination"] != "/sys/fs/cgroup");
+        m.push(json!({
+            "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+        }));
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+        assert!(
+            c["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "cgroup"),
+            "the test bundle has a cgroup namespace"
+        );
+    });
+    let run = |id: &str, args: &[&str]| {
+        e.edit_config(|c| c["process"]["args"] = json!(args));
+        e.run(&["run", id])
+    };
+    let o = run(
+        "cg1",
+        &[
+            "/init",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "67108864");
+    let o = run("cg2", &["/init", "ls", "/sys/fs/cgroup"]);
+    let mut seen: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    seen.sort();
+    let mut want = host.clone();
+    want.sort();
+    assert_eq!(seen, want, "hierarchies and comount links as on the host");
+    for name in &host {
+        if let Ok(t) = std::fs::read_link(format!("/sys/fs/cgroup/{name}")) {
+            let o = run(
+                "cg3",
+                &["/init", "readlink", &format!("/sys/fs/cgroup/{name}")],
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim(),
+                t.to_string_lossy()
+            );
+        }
+    }
+    // Read-only: neither the tmpfs nor the binds can be written.
+    for p in [
+        "/sys/fs/cgroup/x",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ] {
+        let o = run("cg4", &["/init", "write", p, "1"]);
+        assert!(!o.status.success(), "{p} is writable");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Read-only file system"),
+            "{p}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = run("cg5", &["/init", "cat", "/proc/self/cgroup"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "not at the cgroup namespace root: {text}"
+        );
+    }
+    assert!(e.ids().is_empty(), "left behind: {:?}", e.ids());
+}
+
 #[test]
 fn hooks_run_at_their_points() {
     if !need_root("hooks_run_at_their_points") {

@@ -108,6 +108,10 @@ fn unknown_container_and_wrong_state() {
             "{cmd:?}: {err}"
         );
     }
+    // Like crun and runc: a forced delete of a missing container succeeds (podman's cleanup
+    // after a failed create relies on it), also with several ids.
+    e.ok(&["delete", "--force", "nope"]);
+    e.ok(&["delete", "-f", "nope", "nope2"]);
     e.ok(&["run", "-d", "r"]);
     let err = e.fails(&["start", "r"]);
     assert!(err.contains("already been started"), "{err}");
@@ -129,7 +133,7 @@ fn process_errors_are_reported_with_errno() {
         return;
     }
     let e = Env::new("procerr", &["nonexistent-cmd"], |_| {});
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "procerr"]);
     assert!(
         err.contains(
             "executable file `nonexistent-cmd` not found in $PATH: No such file or directory"
@@ -137,14 +141,14 @@ fn process_errors_are_reported_with_errno() {
         "{err}"
     );
     assert_clean(&e);
-    let err = e.fails(&["create", "c"]);
+    let err = e.fails(&["create", "procerr"]);
     assert!(err.contains("not found in $PATH"), "{err}");
     assert_clean(&e);
     e.edit_config(|c| {
         c["process"]["args"] = json!(["/init", "true"]);
         c["process"]["cwd"] = json!("/nonexistent-dir");
     });
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "procerr"]);
     assert!(
         err.contains("chdir to `/nonexistent-dir`: No such file or directory"),
         "{err}"
@@ -155,7 +159,7 @@ fn process_errors_are_reported_with_errno() {
         c["process"]["args"] = json!(["/etc"]);
         c["process"]["cwd"] = json!("/");
     });
-    let err = e.fails(&["run", "c"]);
+    let err = e.fails(&["run", "procerr"]);
     assert!(err.contains("Permission denied"), "{err}");
     assert_clean(&e);
     // A user that does not exist (exec --user NAME).
@@ -186,7 +190,7 @@ fn json_log_has_one_object_per_error() {
         log.to_str().unwrap(),
         "--log-format=json",
         "run",
-        "c",
+        "jsonlog",
     ]);
     assert_eq!(o.status.code(), Some(1));
     let text = std::fs::read_to_string(&log).unwrap();
@@ -201,4 +205,43 @@ fn json_log_has_one_object_per_error() {
     assert!(v["time"].is_string());
     // The error is also on stderr for monitors that read it.
     assert!(String::from_utf8_lossy(&o.stderr).contains("not found in $PATH"));
+}
+
+/// Whether this process has CAP_SYS_RESOURCE (then raising a hard rlimit works).
+fn has_cap_sys_resource() -> bool {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = s
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    eff & (1 << 24) != 0 // CAP_SYS_RESOURCE
+}
+
+#[test]
+fn refused_rlimit_is_reported() {
+    if !need_root("refused_rlimit_is_reported") {
+        return;
+    }
+    if has_cap_sys_resource() {
+        eprintln!("skipped: refused_rlimit_is_reported: raising a hard rlimit is allowed here");
+        return;
+    }
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) }, 0);
+    let hard = cur.rlim_max + 1;
+    // Both the container's own setrlimit and the parent's prlimit (asked for on EPERM) are
+    // refused: the error names the limit.
+    let e = Env::new("rlimit", &["/init", "true"], |c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}]);
+    });
+    let err = e.fails(&["run", "rlimit-refused"]);
+    assert!(
+        err.contains("setrlimit `RLIMIT_NOFILE`: Operation not permitted"),
+        "{err}"
+    );
+    assert_clean(&e);
 }

@@ -93,14 +93,9 @@ func makeBundle(t *testing.T, args []string, terminal bool, mounts []map[string]
 
 func newID() string { return fmt.Sprintf("go-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000000) }
 
-// Foreground Run waits for SIGCHLD through a signalfd with the signal blocked only in the
-// calling thread.  In a Go process the runtime's other threads take SIGCHLD, so the wait can
-// hang forever (crun-rs bug, reported; LIBCRUN_RUN_OPTIONS_PREFORK is accepted but ignored, so
-// it does not help).  Set CRUN_RS_KNOWN_BUGS=1 to run it anyway.
+// Foreground Run in a Go process: the runtime's other threads take SIGCHLD, so the wait must
+// not depend on it (crun-rs waits on a pidfd).
 func TestRunForegroundExitStatus(t *testing.T) {
-	if os.Getenv("CRUN_RS_KNOWN_BUGS") != "1" {
-		t.Skip("skipped: crun-rs foreground run can hang in multithreaded callers (SIGCHLD taken by another thread); CRUN_RS_KNOWN_BUGS=1 runs it")
-	}
 	out := t.TempDir()
 	b := makeBundle(t, []string{"sh", "-c", "echo hello > /out/result; exit 3"}, false,
 		[]map[string]interface{}{{"destination": "/out", "type": "bind", "source": out, "options": []string{"rbind", "rw"}}})

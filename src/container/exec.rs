@@ -201,6 +201,9 @@ pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i3
                 return Err(e);
             }
             Some(m) if m.kind == Kind::Warning => crate::log::warning(&m.text),
+            Some(m) if m.kind == Kind::Rlimit => {
+                process::answer_rlimit(psock.as_fd(), pid, &m.text).map_err(kill_child)?
+            }
             Some(_) => {}
         }
     }
@@ -249,7 +252,7 @@ fn child(
     let cwd = p.cwd().clone();
     let path = process::find_executable(&args[0], process::env_get(&env, "PATH"), &cwd)?;
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
-    process::apply_rlimits(p)?;
+    process::apply_rlimits(p, Some(sock))?;
     let mut seccomp = seccomp;
     if !p.no_new_privileges().unwrap_or(false) {
         if let Some(f) = seccomp.take() {

@@ -313,7 +313,7 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         Err(e) => return Err(e),
     };
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
-    process::apply_rlimits(p)?;
+    process::apply_rlimits(p, Some(sock))?;
     process::apply_oom_score_adj(p)?;
     // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: load it while we still
     // have it (crun does the same); with noNewPrivileges it is the last step before execve.

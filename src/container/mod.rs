@@ -22,6 +22,7 @@ mod glue;
 mod init;
 pub mod mounts;
 pub mod namespaces;
+pub mod prefork;
 pub mod process;
 pub mod signals;
 pub mod status;
@@ -460,6 +461,7 @@ impl Runtime {
                 sync::Kind::Warning => crate::log::warning(&m.text),
                 sync::Kind::Debug => crate::log::debug(&m.text),
                 sync::Kind::Ready => break,
+                sync::Kind::Rlimit => process::answer_rlimit(parent_sock.as_fd(), pid, &m.text)?,
                 other => bail!(libc::EPROTO, "unexpected sync message {other:?}"),
             }
         }
@@ -616,6 +618,7 @@ impl Runtime {
     }
 
     /// `crun delete`: remove a created or stopped container (`force`: any container).
+    /// Like crun and runc, a forced delete of a container that does not exist succeeds.
     pub fn delete(ctx: &RuntimeContext, id: &str, force: bool) -> Result<()> {
         let (dir, lock) = match status::lock_container(ctx.root(), id) {
             Ok(x) => x,

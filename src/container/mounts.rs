@@ -9,8 +9,10 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::NixPath;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use crate::bail;
@@ -25,8 +27,161 @@ fn cstr(p: &str) -> Result<CString> {
     CString::new(p).map_err(|_| Error::new(libc::EINVAL, format!("path `{p}` contains NUL")))
 }
 
-/// `openat2(dirfd, path, flags, RESOLVE_IN_ROOT)`.
+/// `mount(2)` through nix, with "none" for a missing filesystem type: the kernel ignores the
+/// type for bind, remount and propagation changes, but a NULL one is reported by valgrind as an
+/// unaddressable string (and a C caller under valgrind must stay clean).
+fn mount<P1, P2, P3, P4>(
+    source: Option<&P1>,
+    target: &P2,
+    fstype: Option<&P3>,
+    flags: MsFlags,
+    data: Option<&P4>,
+) -> nix::Result<()>
+where
+    P1: ?Sized + NixPath,
+    P2: ?Sized + NixPath,
+    P3: ?Sized + NixPath,
+    P4: ?Sized + NixPath,
+{
+    match fstype {
+        Some(t) => nix::mount::mount(source, target, Some(t), flags, data),
+        None => nix::mount::mount(source, target, Some("none"), flags, data),
+    }
+}
+
+/// Set once openat2 is known to be missing (ENOSYS: old kernel, valgrind).
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// `openat2(dirfd, path, flags, RESOLVE_IN_ROOT)`; without openat2 (ENOSYS, or EPERM from a
+/// seccomp filter) the same resolution done in user space by [`open_in_root_fallback`].
 pub fn openat2_in_root(root: RawFd, path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
+    if NO_OPENAT2.load(Ordering::Relaxed) {
+        return open_in_root_fallback(root, path, flags, mode);
+    }
+    match openat2_syscall(root, path, flags, mode) {
+        Err(e) if e.errno() == libc::ENOSYS => {
+            NO_OPENAT2.store(true, Ordering::Relaxed);
+            open_in_root_fallback(root, path, flags, mode)
+        }
+        Err(e) if e.errno() == libc::EPERM => open_in_root_fallback(root, path, flags, mode),
+        r => r,
+    }
+}
+
+/// The most symlinks one resolution follows (the kernel's limit).
+const MAX_LINKS: u32 = 40;
+
+/// `openat(fd, name, flags | O_CLOEXEC, mode)` retried on EINTR.
+fn openat_raw(fd: RawFd, name: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    let c = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    loop {
+        // SAFETY: c lives across the call; openat returns a new fd or -1.
+        let r = unsafe { libc::openat(fd, c.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+        if r >= 0 {
+            // SAFETY: a fresh fd we now own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r) });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Resolve `path` under `root` like `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, one
+/// component at a time with `O_PATH | O_NOFOLLOW`: `..` never climbs above `root`, a symlink's
+/// target is resolved relative to its directory (an absolute one from `root`), at most
+/// [`MAX_LINKS`] symlinks are followed (then ELOOP).  A trailing symlink is followed unless
+/// `flags` has `O_NOFOLLOW`; with `O_CREAT` a missing last component is created.
+pub fn open_in_root_fallback(root: RawFd, path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
+    resolve_in_root(root, path, flags, mode).map_err(|e| {
+        Error::new(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("open `{path}` in the rootfs"),
+        )
+    })
+}
+
+fn resolve_in_root(root: RawFd, path: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    let err = |n| std::io::Error::from_raw_os_error(n);
+    let walk = libc::O_PATH | libc::O_NOFOLLOW;
+    // stack[0] is the root; each further entry a directory (or, last, the target) with its name.
+    let mut stack: Vec<(OwnedFd, String)> = vec![(openat_raw(root, ".", walk, 0)?, String::new())];
+    let mut todo: std::collections::VecDeque<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
+    let mut links = 0u32;
+    while let Some(name) = todo.pop_front() {
+        if name == "." {
+            continue;
+        }
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        let last = todo.is_empty();
+        let top = match stack.last() {
+            Some((fd, _)) => fd.as_raw_fd(),
+            None => return Err(err(libc::EINVAL)),
+        };
+        let fd = match openat_raw(top, &name, walk, 0) {
+            Ok(fd) => fd,
+            Err(e)
+                if last && e.raw_os_error() == Some(libc::ENOENT) && flags & libc::O_CREAT != 0 =>
+            {
+                return openat_raw(top, &name, flags | libc::O_NOFOLLOW, mode);
+            }
+            Err(e) => return Err(e),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| err(e as i32))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            if last && flags & libc::O_NOFOLLOW != 0 {
+                // The link itself, as openat would give it.
+                return openat_raw(top, &name, flags, mode);
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(err(libc::ELOOP));
+            }
+            let target =
+                nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "").map_err(|e| err(e as i32))?;
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with('/') {
+                stack.truncate(1);
+            }
+            for c in target.split('/').rev().filter(|c| !c.is_empty()) {
+                todo.push_front(c.to_string());
+            }
+            continue;
+        }
+        if !last && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(err(libc::ENOTDIR));
+        }
+        stack.push((fd, name));
+    }
+    // Reopen the target with the caller's flags, by name from its parent (never following a
+    // symlink: the target is not one), or the root itself as ".".
+    let (fd, name) = stack.pop().ok_or_else(|| err(libc::EINVAL))?;
+    if flags & libc::O_DIRECTORY != 0 {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| err(e as i32))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(err(libc::ENOTDIR));
+        }
+    }
+    let flags = flags & !(libc::O_CREAT | libc::O_EXCL);
+    let path_only = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    match stack.last() {
+        None => openat_raw(fd.as_raw_fd(), ".", flags, 0),
+        Some(_) if flags & libc::O_PATH != 0 && flags & !path_only == 0 => Ok(fd),
+        Some((parent, _)) => openat_raw(parent.as_raw_fd(), &name, flags | libc::O_NOFOLLOW, 0),
+    }
+}
+
+fn openat2_syscall(root: RawFd, path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
     let c = cstr(path)?;
     // SAFETY: open_how is plain data; zeroed is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -928,6 +1083,109 @@ pub fn bind_console(pts: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{symlink, MetadataExt};
+
+    /// (dev, ino) of what an fd refers to.
+    fn id_of(fd: &OwnedFd) -> (u64, u64) {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    fn id_of_path(p: &Path) -> (u64, u64) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.dev(), m.ino())
+    }
+
+    /// The user-space RESOLVE_IN_ROOT fallback (used when openat2 is missing, e.g. under
+    /// valgrind) gives the same answers as openat2: symlinks escaping with `..` and absolute
+    /// symlinks stay in the root, loops end with ELOOP.
+    #[test]
+    fn open_in_root_fallback_stays_in_root() {
+        let top = std::env::temp_dir().join(format!("crun-rs-inroot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        let r = top.join("root");
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::write(r.join("a/b/file"), b"x").unwrap();
+        std::fs::write(r.join("etc/passwd"), b"inside").unwrap();
+        std::fs::write(top.join("etc/passwd"), b"outside").unwrap();
+        symlink("/a/b", r.join("abs")).unwrap();
+        symlink("../../../../../etc", r.join("a/up")).unwrap();
+        symlink("/../../etc/passwd", r.join("abs_up")).unwrap();
+        symlink("b/file", r.join("a/rel")).unwrap();
+        symlink("loop2", r.join("loop1")).unwrap();
+        symlink("loop1", r.join("loop2")).unwrap();
+        symlink("missing", r.join("dangling")).unwrap();
+        let root = nix::fcntl::open(
+            &r,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        // SAFETY: a fresh fd.
+        let root = unsafe { OwnedFd::from_raw_fd(root) };
+        let rfd = root.as_raw_fd();
+        let ok_cases: &[(&str, i32, &str)] = &[
+            (".", libc::O_PATH, ""),
+            ("/", libc::O_RDONLY | libc::O_DIRECTORY, ""),
+            ("..", libc::O_PATH, ""),
+            ("../../a/b", libc::O_PATH | libc::O_DIRECTORY, "a/b"),
+            ("abs/file", libc::O_RDONLY, "a/b/file"),
+            ("abs", libc::O_PATH | libc::O_NOFOLLOW, "abs"),
+            ("a/up/passwd", libc::O_RDONLY, "etc/passwd"),
+            ("abs_up", libc::O_RDONLY, "etc/passwd"),
+            ("a/rel", libc::O_PATH, "a/b/file"),
+            ("a/b/../../abs/./file", libc::O_PATH, "a/b/file"),
+        ];
+        let use_openat2 = openat2_syscall(rfd, ".", libc::O_PATH, 0).is_ok();
+        for (p, flags, want) in ok_cases {
+            let fd = open_in_root_fallback(rfd, p, *flags, 0)
+                .unwrap_or_else(|e| panic!("fallback `{p}`: {e}"));
+            assert_eq!(id_of(&fd), id_of_path(&r.join(want)), "fallback `{p}`");
+            if use_openat2 {
+                let fd2 = openat2_syscall(rfd, p, *flags, 0).unwrap();
+                assert_eq!(id_of(&fd2), id_of(&fd), "openat2 vs fallback `{p}`");
+            }
+        }
+        // Reads go through the reopened fd: the inside file, never the host's.
+        let fd = open_in_root_fallback(rfd, "a/up/passwd", libc::O_RDONLY, 0).unwrap();
+        let mut f = std::fs::File::from(fd);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        assert_eq!(s, "inside");
+        let err_cases: &[(&str, i32, i32)] = &[
+            ("loop1", libc::O_PATH, libc::ELOOP),
+            ("loop1/x", libc::O_PATH, libc::ELOOP),
+            ("dangling", libc::O_PATH, libc::ENOENT),
+            ("a/b/file/x", libc::O_PATH, libc::ENOTDIR),
+            ("a/b/file", libc::O_PATH | libc::O_DIRECTORY, libc::ENOTDIR),
+            ("nope/x", libc::O_PATH, libc::ENOENT),
+        ];
+        for (p, flags, errno) in err_cases {
+            let e = open_in_root_fallback(rfd, p, *flags, 0).unwrap_err();
+            assert_eq!(e.errno(), *errno, "fallback `{p}`: {e}");
+            assert!(e.message().contains(p), "{e}");
+            if use_openat2 {
+                let e2 = openat2_syscall(rfd, p, *flags, 0).unwrap_err();
+                assert_eq!(e2.errno(), *errno, "openat2 `{p}`: {e2}");
+            }
+        }
+        // O_CREAT creates the last component inside the root, through an escaping symlink.
+        let fd =
+            open_in_root_fallback(rfd, "a/up/new", libc::O_CREAT | libc::O_WRONLY, 0o600).unwrap();
+        drop(fd);
+        assert!(r.join("etc/new").is_file());
+        assert!(!top.join("etc/new").exists());
+        // The public entry point falls back by itself once openat2 is known missing.
+        NO_OPENAT2.store(true, Ordering::Relaxed);
+        let fd = openat2_in_root(rfd, "abs/file", libc::O_PATH, 0);
+        NO_OPENAT2.store(false, Ordering::Relaxed);
+        assert_eq!(id_of(&fd.unwrap()), id_of_path(&r.join("a/b/file")));
+        std::fs::remove_dir_all(&top).unwrap();
+    }
 
     #[test]
     fn options_split_into_flags_propagation_and_data() {

@@ -2,11 +2,13 @@
 //! rlimits, user and groups, capabilities, `noNewPrivileges`, umask, environment, fds.
 
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
+use super::sync;
 use crate::bail;
 use crate::error::{Context, Error, Result};
 
@@ -74,8 +76,11 @@ pub fn find_executable(cmd: &str, path_env: Option<&str>, cwd: &Path) -> Result<
     bail!(libc::ENOENT, "executable file `{cmd}` not found in $PATH")
 }
 
-/// Apply `process.rlimits`.
-pub fn apply_rlimits(p: &Process) -> Result<()> {
+/// Apply `process.rlimits`.  When setrlimit says EPERM and `sock` (the sync socket) is given,
+/// ask the parent to set the limit with prlimit: under valgrind the container process is still
+/// emulated and setrlimit(RLIMIT_NOFILE) refuses every hard limit but valgrind's own; the
+/// parent's prlimit on another pid reaches the kernel.  A real EPERM comes back from the parent.
+pub fn apply_rlimits(p: &Process, sock: Option<BorrowedFd<'_>>) -> Result<()> {
     for r in p.rlimits().as_deref().unwrap_or(&[]) {
         let name = serde_json::to_value(r.typ())
             .ok()
@@ -89,10 +94,49 @@ pub fn apply_rlimits(p: &Process) -> Result<()> {
         };
         // SAFETY: setrlimit reads a valid struct.
         if unsafe { libc::setrlimit(res, &lim) } < 0 {
-            return Err(Error::last_os_error(format!("setrlimit `{name}`")));
+            let e = Error::last_os_error(format!("setrlimit `{name}`"));
+            match sock {
+                Some(sock) if e.errno() == libc::EPERM => {
+                    let req = format!("{} {} {} {name}", res, lim.rlim_cur, lim.rlim_max);
+                    sync::send(sock, sync::Kind::Rlimit, 0, &req)?;
+                    sync::expect(sock, sync::Kind::Go, "set rlimits")?;
+                }
+                _ => return Err(e),
+            }
         }
     }
     Ok(())
+}
+
+/// The parent's side of a [`sync::Kind::Rlimit`] request: `prlimit(pid, ...)` with the
+/// `resource soft hard name` the child sent.
+pub fn set_rlimit_of(pid: i32, req: &str) -> Result<()> {
+    let bad = || Error::new(libc::EPROTO, format!("invalid rlimit request `{req}`"));
+    let mut it = req.split(' ');
+    let res: libc::__rlimit_resource_t = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let cur: libc::rlim_t = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let max: libc::rlim_t = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let name = it.next().ok_or_else(bad)?;
+    if rlimit_resource(name) != Some(res) {
+        return Err(bad());
+    }
+    let lim = libc::rlimit {
+        rlim_cur: cur,
+        rlim_max: max,
+    };
+    // SAFETY: prlimit reads a valid struct; no old value is requested.
+    if unsafe { libc::prlimit(pid, res, &lim, std::ptr::null_mut()) } < 0 {
+        return Err(Error::last_os_error(format!("setrlimit `{name}`")));
+    }
+    Ok(())
+}
+
+/// Answer a [`sync::Kind::Rlimit`] request from the child `pid` on `sock`.
+pub fn answer_rlimit(sock: BorrowedFd<'_>, pid: i32, req: &str) -> Result<()> {
+    match set_rlimit_of(pid, req) {
+        Ok(()) => sync::send(sock, sync::Kind::Go, 0, ""),
+        Err(e) => sync::send_error(sock, &e),
+    }
 }
 
 fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {

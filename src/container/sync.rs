@@ -33,6 +33,10 @@ pub enum Kind {
     /// Child → parent: namespaces exist, run `prestart`/`createRuntime` hooks now (before the
     /// mounts and `pivot_root`); the parent answers `Go`.
     Hooks = 7,
+    /// Child → parent: setrlimit was refused (valgrind emulates RLIMIT_NOFILE and refuses any
+    /// other hard limit than its own): set `resource soft hard name` on me with prlimit.  The
+    /// parent answers `Go`, or `Error` with what prlimit said.
+    Rlimit = 8,
 }
 
 impl Kind {
@@ -46,6 +50,7 @@ impl Kind {
             5 => Kind::Ready,
             6 => Kind::Pid,
             7 => Kind::Hooks,
+            8 => Kind::Rlimit,
             _ => return None,
         })
     }

@@ -248,7 +248,9 @@ pub unsafe extern "C" fn libcrun_container_free(c: *mut libcrun_container_t) {
 }
 
 /// Run a container (create + start).  Without `context->detach` it waits and returns the
-/// container's exit status, deleting it unless `LIBCRUN_RUN_OPTIONS_KEEP` is set.
+/// container's exit status, deleting it unless `LIBCRUN_RUN_OPTIONS_KEEP` is set.  With
+/// `LIBCRUN_RUN_OPTIONS_PREFORK` the runtime runs in a forked, detached process and the result
+/// comes back through a pipe: the caller is never the container's parent.
 ///
 /// # Safety
 /// Pointers are valid or NULL (EINVAL).
@@ -267,12 +269,12 @@ pub unsafe extern "C" fn libcrun_container_run(
         let (ctx, _scope) = context_of(context, None)?;
         let c = container_of(container)?;
         (*container).context = context;
-        Runtime::run_with_handlers(
-            &ctx,
-            &c,
-            options & LIBCRUN_RUN_OPTIONS_KEEP != 0,
-            manager_of(context),
-        )
+        let keep = options & LIBCRUN_RUN_OPTIONS_KEEP != 0;
+        if options & LIBCRUN_RUN_OPTIONS_PREFORK != 0 {
+            crate::container::prefork::run(&ctx, &c, keep, manager_of(context))
+        } else {
+            Runtime::run_with_handlers(&ctx, &c, keep, manager_of(context))
+        }
     })
 }
 

@@ -201,12 +201,6 @@ finally:
 """
 
 
-@pytest.mark.skipif(
-    os.environ.get("CRUN_RS_KNOWN_BUGS") != "1",
-    reason="crun-rs foreground run hangs when other threads are alive (SIGCHLD is taken by "
-    "another thread: the wait uses a signalfd blocked only in the calling thread); "
-    "CRUN_RS_KNOWN_BUGS=1 runs it",
-)
 def test_run_foreground_with_other_threads(bundle, state_root):
     import subprocess
     import sys
@@ -223,11 +217,6 @@ def test_run_foreground_with_other_threads(bundle, state_root):
     assert p.stdout.strip() == "4"
 
 
-@pytest.mark.skipif(
-    os.environ.get("CRUN_RS_KNOWN_BUGS") != "1",
-    reason="crun-rs: delete(force=True) of a missing container fails with ENOENT (crun "
-    "returns 0: libcrun_container_delete ignores ENOENT when forced); CRUN_RS_KNOWN_BUGS=1 runs it",
-)
 def test_force_delete_of_missing_container_succeeds(state_root):
     ctx = crun_rs.make_context("never-created", state_root=state_root)
     assert crun_rs.delete(ctx, "never-created", force=True) == 0
