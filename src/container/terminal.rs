@@ -128,9 +128,12 @@ fn drain(master: RawFd) {
 /// terminal.  Must be called with [`block_signals`] in effect.  Returns the exit code
 /// (128 + signal for a killed process).
 pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
-    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
     // The exit is watched through a pidfd: in a multithreaded caller SIGCHLD may be delivered
-    // to another thread and never reach this thread's signalfd.
+    // to another thread and never reach this thread's signalfd.  For the same reason the
+    // signalfd is non-blocking: a signal poll reported may be taken by another thread before
+    // the read, and a blocking read would then wait forever.
     let pidfd = pidfd_open(pid);
     // The process may already be gone (SIGCHLD arrived before the signalfd existed).
     if let Some(code) = reap(pid) {
