@@ -119,6 +119,38 @@ func TestRunForegroundExitStatus(t *testing.T) {
 	}
 }
 
+// RunOptionsPrefork: the runtime runs in a forked, detached process (forked from a
+// multithreaded Go process); the exit status and errors come back through a pipe.
+func TestRunPrefork(t *testing.T) {
+	b := makeBundle(t, []string{"sh", "-c", "exit 5"}, false, nil)
+	ctx := NewContext(newID(), ContextOptions{Bundle: b, StateRoot: t.TempDir()})
+	defer ctx.Close()
+	c, err := LoadFromFile(filepath.Join(b, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := ctx.Run(c, RunOptionsPrefork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != 5 {
+		t.Fatalf("exit status %d, want 5", r)
+	}
+	b2 := makeBundle(t, []string{"/nonexistent-cmd"}, false, nil)
+	ctx2 := NewContext(newID(), ContextOptions{Bundle: b2, StateRoot: t.TempDir()})
+	defer ctx2.Close()
+	c2, err := LoadFromFile(filepath.Join(b2, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_, err = ctx2.Run(c2, RunOptionsPrefork)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent-cmd") {
+		t.Fatalf("want the not-found error through the pipe, got %v", err)
+	}
+}
+
 func state(t *testing.T, ctx *Context, id string) map[string]interface{} {
 	t.Helper()
 	s, err := ctx.State(id)

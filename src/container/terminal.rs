@@ -128,6 +128,9 @@ fn drain(master: RawFd) {
 /// terminal.  Must be called with [`block_signals`] in effect.  Returns the exit code
 /// (128 + signal for a killed process).
 pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
+    // Non-blocking: poll reports a process-directed signal as readable, but in a
+    // multithreaded caller another thread (which does not block it) may take it before the
+    // read, and a blocking read would then wait forever.
     let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
     // The exit is watched through a pidfd: in a multithreaded caller SIGCHLD may be delivered
