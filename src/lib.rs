@@ -6,6 +6,7 @@
 pub mod error;
 pub mod ffi;
 pub mod log;
+mod sys;
 
 pub mod cgroups;
 pub mod cli;

@@ -110,27 +110,8 @@ fn level_name(verbosity: i32) -> &'static str {
 
 /// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` in UTC.
 pub fn timestamp() -> String {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: plain syscall wrappers on stack values.
-    let tm = unsafe {
-        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::gmtime_r(&ts.tv_sec, &mut tm);
-        tm
-    };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        ts.tv_nsec / 1000
-    )
+    let (tm, nsec) = crate::sys::utc_now();
+    format!("{}.{:06}Z", crate::sys::format_date_time(&tm), nsec / 1000)
 }
 
 /// The one-line JSON form of a message, key order `msg`, `level`, `time` as crun's.
@@ -222,24 +203,7 @@ fn format_stream_line(fd: i32, errno: i32, msg: &str, verbosity: i32, fmt: Forma
 
 fn write_line_to_fd(fd: i32, errno: i32, msg: &str, verbosity: i32, fmt: Format) {
     let line = format_stream_line(fd, errno, msg, verbosity, fmt);
-    write_all_fd(fd, &line);
-}
-
-fn write_all_fd(fd: i32, mut buf: &[u8]) {
-    while !buf.is_empty() {
-        // SAFETY: buf is a valid slice; fd may be closed, which write reports as EBADF.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        if n == 0 {
-            return;
-        }
-        buf = &buf[n as usize..];
-    }
+    crate::sys::write_all(fd, &line);
 }
 
 /// # Safety

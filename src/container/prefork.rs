@@ -56,21 +56,6 @@ fn decode(buf: &[u8]) -> (Result<i32>, i32) {
     (Err(Error::new(errno, msg)), pid)
 }
 
-fn write_all(fd: RawFd, buf: &[u8]) {
-    let mut off = 0;
-    while off < buf.len() {
-        // SAFETY: the slice is valid for its length.
-        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        off += n as usize;
-    }
-}
-
 fn read_all(fd: RawFd) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
@@ -110,7 +95,7 @@ pub fn run(
                 n if n > 0 => libc::_exit(0),
                 _ => {
                     let e = Error::last_os_error("fork");
-                    write_all(w.as_raw_fd(), &encode(&Err(e), libc::getpid()));
+                    crate::sys::write_all(w.as_raw_fd(), &encode(&Err(e), libc::getpid()));
                     libc::_exit(1);
                 }
             }
@@ -125,7 +110,7 @@ pub fn run(
             ))
         });
         // SAFETY: getpid cannot fail.
-        write_all(w.as_raw_fd(), &encode(&res, unsafe { libc::getpid() }));
+        crate::sys::write_all(w.as_raw_fd(), &encode(&res, unsafe { libc::getpid() }));
         // SAFETY: leave without running the caller's atexit handlers or destructors.
         unsafe { libc::_exit(if res.is_ok() { 0 } else { 1 }) }
     }

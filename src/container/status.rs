@@ -305,27 +305,8 @@ fn is_paused(st: &Status) -> bool {
 
 /// The current time as crun writes `created`: RFC 3339 with nanoseconds, UTC.
 pub fn now_rfc3339() -> String {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: plain syscall wrappers on stack values.
-    let tm = unsafe {
-        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::gmtime_r(&ts.tv_sec, &mut tm);
-        tm
-    };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        ts.tv_nsec
-    )
+    let (tm, nsec) = crate::sys::utc_now();
+    format!("{}.{:09}Z", crate::sys::format_date_time(&tm), nsec)
 }
 
 /// The user name of the current effective uid (crun's `owner`), or the number.

@@ -83,20 +83,6 @@ fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r as RawFd) })
 }
 
-fn write_all(fd: RawFd, mut buf: &[u8]) {
-    while !buf.is_empty() {
-        // SAFETY: buf is valid; fd may be closed (EBADF ends the loop).
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        buf = &buf[n as usize..];
-    }
-}
-
 fn read_some(fd: RawFd, buf: &mut [u8]) -> isize {
     loop {
         // SAFETY: buf is a valid mutable slice.
@@ -120,7 +106,7 @@ fn drain(master: RawFd) {
         if n <= 0 {
             return;
         }
-        write_all(1, &buf[..n as usize]);
+        crate::sys::write_all(1, &buf[..n as usize]);
     }
 }
 
@@ -238,14 +224,14 @@ pub fn wait_foreground(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
                 if n <= 0 {
                     master_open = false;
                 } else {
-                    write_all(1, &buf[..n as usize]);
+                    crate::sys::write_all(1, &buf[..n as usize]);
                 }
             } else if p.fd == 0 {
                 let n = read_some(0, &mut buf);
                 if n <= 0 {
                     stdin_open = false;
                 } else if let Some(m) = &master {
-                    write_all(m.as_raw_fd(), &buf[..n as usize]);
+                    crate::sys::write_all(m.as_raw_fd(), &buf[..n as usize]);
                 }
             }
         }
