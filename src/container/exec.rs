@@ -254,25 +254,7 @@ fn child(
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
     process::apply_rlimits(p, Some(sock))?;
     let mut seccomp = seccomp;
-    if !p.no_new_privileges().unwrap_or(false) {
-        if let Some(f) = seccomp.take() {
-            glue::seccomp::apply(f)?;
-        }
-    }
-    let caps = p.capabilities().as_ref();
-    process::apply_bounding(caps)?;
-    process::apply_user(p)?;
-    process::apply_caps(caps)?;
-    if p.no_new_privileges().unwrap_or(false) {
-        process::set_no_new_privs()?;
-    }
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    let mut env = env;
-    if process::env_get(&env, "HOME").is_none() {
-        let home = process::home_for_uid(p.user().uid()).unwrap_or_else(|| "/".into());
-        env.push(format!("HOME={home}"));
-    }
+    let env = process::apply_identity(p, &mut seccomp, env)?;
     process::prepare_fds(preserve_fds)?;
     if let Some(f) = seccomp {
         glue::seccomp::apply(f)?;

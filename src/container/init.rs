@@ -315,27 +315,10 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     nix::unistd::chdir(&cwd).with_context(|| format!("chdir to `{}`", cwd.display()))?;
     process::apply_rlimits(p, Some(sock))?;
     process::apply_oom_score_adj(p)?;
-    // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: load it while we still
-    // have it (crun does the same); with noNewPrivileges it is the last step before execve.
-    if !p.no_new_privileges().unwrap_or(false) {
-        if let Some(f) = a.seccomp.take() {
-            glue::seccomp::apply(f)?;
-        }
-    }
-    let caps = p.capabilities().as_ref();
-    process::apply_bounding(caps)?;
-    process::apply_user(p)?;
-    process::apply_caps(caps)?;
-    if p.no_new_privileges().unwrap_or(false) {
-        process::set_no_new_privs()?;
-    }
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    let mut env = env;
-    if process::env_get(&env, "HOME").is_none() {
-        let home = process::home_for_uid(p.user().uid()).unwrap_or_else(|| "/".into());
-        env.push(format!("HOME={home}"));
-    }
+    // Without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: it is loaded here while
+    // we still have it (crun does the same); with noNewPrivileges it is the last step before
+    // execve (below).
+    let mut env = process::apply_identity(p, &mut a.seccomp, env)?;
     if a.listen_fds > 0 {
         env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
         env.push(format!("LISTEN_FDS={}", a.listen_fds));

@@ -436,6 +436,39 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> Error {
     }
 }
 
+/// The identity and privilege steps shared by the container init and `exec`, in crun's order:
+/// the seccomp filter first when `noNewPrivileges` is off (loading it then needs
+/// CAP_SYS_ADMIN, which is still held), the bounding set, user and groups, capabilities,
+/// `no_new_privs`, umask.  Returns `env` with `HOME` set from the container's passwd when the
+/// spec does not set it.  With `noNewPrivileges` the filter stays in `seccomp` for the caller
+/// to load as the last step before `execve`.
+pub(crate) fn apply_identity(
+    p: &Process,
+    seccomp: &mut Option<super::glue::seccomp::Filter>,
+    mut env: Vec<String>,
+) -> Result<Vec<String>> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        if let Some(f) = seccomp.take() {
+            super::glue::seccomp::apply(f)?;
+        }
+    }
+    let caps = p.capabilities().as_ref();
+    apply_bounding(caps)?;
+    apply_user(p)?;
+    apply_caps(caps)?;
+    if nnp {
+        set_no_new_privs()?;
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    if env_get(&env, "HOME").is_none() {
+        let home = home_for_uid(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    Ok(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
