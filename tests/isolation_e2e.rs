@@ -695,8 +695,8 @@ fn hooks_run_in_order_with_state() {
     }
 }
 
-/// Case 5b: A failing prestart or createRuntime hook fails `create` with the hook's path and exit
-/// status, and leaves no state, cgroup or process behind.
+/// Case 5b: A failing prestart, createRuntime or createContainer hook fails `create` with the
+/// hook's path and exit status, and leaves no state, cgroup or process behind.
 #[test]
 fn failing_hook_fails_create_and_cleans_up() {
     if skip("failing_hook_fails_create_and_cleans_up") {
@@ -707,7 +707,7 @@ fn failing_hook_fails_create_and_cleans_up() {
     fs::write(&hook, "#!/bin/sh\nexit 3\n").unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     let h = hook.to_str().unwrap().to_string();
-    for kind in ["prestart", "createRuntime"] {
+    for kind in ["prestart", "createRuntime", "createContainer"] {
         let id = env.id(kind);
         env.edit(|c| {
             set_args(c, &["/e2e", "pause"]);
