@@ -589,10 +589,10 @@ fn seccomp_errno_ret() {
     assert_eq!(o.stdout.trim(), "mkdir errno 122", "stderr: {}", o.stderr);
 }
 
-const HOOK_KINDS: [&str; 4] = ["prestart", "createRuntime", "poststart", "poststop"];
-
-/// Case 5a: prestart, createRuntime, poststart and poststop hooks run in order, across create, start
-/// and delete, each with the state JSON on stdin.
+/// Case 5a: every hook kind runs, in order, across create, start and delete, each with the
+/// state JSON on stdin.  The hook is the static helper (`/e2e hooklog FILE KIND`): host hooks run
+/// it by its host path, startContainer (whose path resolves in the container) as `/e2e`, writing
+/// to the same log through a bind mount.
 #[test]
 fn hooks_run_in_order_with_state() {
     if skip("hooks_run_in_order_with_state") {
@@ -600,29 +600,30 @@ fn hooks_run_in_order_with_state() {
     }
     let env = Env::new("hooks");
     let id = env.id("h");
-    let log = env.dir.join("hooks.log");
-    let hook = env.dir.join("hook.sh");
-    fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\nprintf '%s %s\\n' \"$1\" \"$(cat)\" >> {}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
-    let h = hook.to_str().unwrap().to_string();
+    let logdir = env.dir.join("hooklog");
+    fs::create_dir_all(&logdir).unwrap();
+    fs::create_dir_all(env.bundle.join("rootfs/hooklog")).unwrap();
+    let log = logdir.join("hooks.log");
+    let host_hook = env.bundle.join("rootfs/e2e").to_str().unwrap().to_string();
+    let host_log = log.to_str().unwrap().to_string();
+    let logdir_s = logdir.to_str().unwrap().to_string();
     env.edit(|c| {
         set_args(c, &["/e2e", "pause"]);
         c["annotations"] = json!({"org.e2e.test": "hooks"});
-        let mut hooks = serde_json::Map::new();
-        for k in HOOK_KINDS {
-            hooks.insert(
-                k.into(),
-                json!([{"path": h, "args": ["hook.sh", k], "env": ["PATH=/usr/bin:/bin"]}]),
-            );
-        }
-        c["hooks"] = Value::Object(hooks);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/hooklog", "type": "bind", "source": logdir_s,
+            "options": ["rbind", "rw"]
+        }));
+        let host = |k: &str| json!([{"path": host_hook, "args": ["e2e", "hooklog", host_log, k]}]);
+        c["hooks"] = json!({
+            "prestart": host("prestart"),
+            "createRuntime": host("createRuntime"),
+            "createContainer": host("createContainer"),
+            "startContainer": [{"path": "/e2e",
+                                "args": ["e2e", "hooklog", "/hooklog/hooks.log", "startContainer"]}],
+            "poststart": host("poststart"),
+            "poststop": host("poststop"),
+        });
     });
     let read_log = || -> Vec<(String, Value)> {
         fs::read_to_string(&log)
@@ -641,22 +642,32 @@ fn hooks_run_in_order_with_state() {
 
     env.create(&id).ok("create");
     let pid = env.state(&id)["pid"].as_i64().unwrap();
-    let l = read_log();
-    assert_eq!(kinds(&l), ["prestart", "createRuntime"]);
-    env.crun(&["start", &id]).ok("start");
     assert_eq!(
         kinds(&read_log()),
-        ["prestart", "createRuntime", "poststart"]
+        ["prestart", "createRuntime", "createContainer"]
     );
+    env.crun(&["start", &id]).ok("start");
+    // poststart runs in `crun start`; startContainer in the container, concurrently with it
+    // (before the user's program): wait for both, their relative order is not defined here.
+    let t = Instant::now();
+    while read_log().len() < 5 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "hooks after start: {:?}",
+            kinds(&read_log())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut started = kinds(&read_log()[3..]);
+    started.sort();
+    assert_eq!(started, ["poststart", "startContainer"]);
     env.crun(&["kill", &id, "KILL"]).ok("kill");
     env.wait_status(&id, "stopped");
-    assert_eq!(
-        kinds(&read_log()),
-        ["prestart", "createRuntime", "poststart"]
-    );
+    assert_eq!(read_log().len(), 5, "{:?}", kinds(&read_log()));
     env.crun(&["delete", &id]).ok("delete");
     let l = read_log();
-    assert_eq!(kinds(&l), HOOK_KINDS);
+    assert_eq!(l.len(), 6, "{:?}", kinds(&l));
+    assert_eq!(l[5].0, "poststop");
 
     let bundle = fs::canonicalize(&env.bundle).unwrap();
     for (k, s) in &l {
@@ -671,20 +682,21 @@ fn hooks_run_in_order_with_state() {
         assert!(s["ociVersion"].is_string(), "{k}: {s}");
         let want: &[&str] = match k.as_str() {
             // The spec says "creating" here; crun sends "created".  Either is accepted.
-            "prestart" | "createRuntime" => &["creating", "created"],
+            "prestart" | "createRuntime" | "createContainer" => &["creating", "created"],
+            "startContainer" => &["created", "running"],
             "poststart" => &["running"],
             _ => &["stopped"],
         };
         let got = s["status"].as_str().unwrap_or("");
         assert!(want.contains(&got), "{k}: status `{got}`, want {want:?}");
-        if k != "poststop" {
+        if matches!(k.as_str(), "prestart" | "createRuntime" | "poststart") {
             assert_eq!(s["pid"].as_i64(), Some(pid), "{k}: {s}");
         }
     }
 }
 
-/// Case 5b: A failing prestart or createRuntime hook fails `create` with the hook's path and exit
-/// status, and leaves no state, cgroup or process behind.
+/// Case 5b: A failing prestart, createRuntime or createContainer hook fails `create` with the
+/// hook's path and exit status, and leaves no state, cgroup or process behind.
 #[test]
 fn failing_hook_fails_create_and_cleans_up() {
     if skip("failing_hook_fails_create_and_cleans_up") {
@@ -695,7 +707,7 @@ fn failing_hook_fails_create_and_cleans_up() {
     fs::write(&hook, "#!/bin/sh\nexit 3\n").unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     let h = hook.to_str().unwrap().to_string();
-    for kind in ["prestart", "createRuntime"] {
+    for kind in ["prestart", "createRuntime", "createContainer"] {
         let id = env.id(kind);
         env.edit(|c| {
             set_args(c, &["/e2e", "pause"]);
