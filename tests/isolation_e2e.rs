@@ -963,14 +963,43 @@ fn rootless_nobody() {
         "no user namespace in {c}"
     );
     env.edit(|c| {
-        set_args(c, &["/e2e", "pause"]);
+        set_args(c, &["/e2e", "mkdir", "/tmp/x"]);
         c["process"]["terminal"] = json!(false);
     });
-    let id = env.id("r");
-    let g = ["--cgroup-manager=disabled"];
     let b = env.bundle_str();
-    let o = env.crun_with(&g, &["create", "--bundle", &b, &id]);
-    o.ok("rootless create");
+    // `run` without `--cgroup-manager=disabled`: nobody cannot create cgroups, so the
+    // container runs without one, with a warning (crun's rootless rule).
+    let rid = env.id("run");
+    let w = ["--log-level=warning"];
+    let o = env
+        .crun_with(&w, &["run", "--bundle", &b, &rid])
+        .ok("rootless run");
+    assert!(o.stdout.contains("mkdir errno"), "run output: {}", o.stdout);
+    assert!(
+        o.stderr.contains("without one"),
+        "no rootless cgroup warning: {}",
+        o.stderr
+    );
+    assert!(!tmp.join("crun").join(&rid).exists(), "run left its state");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["pids"] = json!({"limit": 50});
+    });
+    let id = env.id("r");
+    let o = env
+        .crun_with(&w, &["create", "--bundle", &b, &id])
+        .ok("rootless create");
+    // The limit the config asks for cannot be applied: the warning names it.
+    assert!(
+        o.stderr.contains("not enforced: pids"),
+        "no warning naming pids: {}",
+        o.stderr
+    );
+    let sj: Value = serde_json::from_str(
+        &fs::read_to_string(tmp.join("crun").join(&id).join("status")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sj["cgroup-path"], "", "status: {sj}");
     let status = tmp.join("crun").join(&id).join("status");
     assert!(status.exists(), "{} missing", status.display());
     let state: Value = serde_json::from_str(&env.crun(&["state", &id]).ok("state").stdout).unwrap();
@@ -991,6 +1020,13 @@ fn rootless_nobody() {
     );
     env.crun(&["start", &id]).ok("rootless start");
     assert_eq!(env.status(&id), "running");
+    // ps falls back to the init's process tree; pause needs a cgroup and says so.
+    let ps = env.crun(&["ps", "--format", "json", &id]).ok("rootless ps");
+    let pids: Vec<i64> = serde_json::from_str(&ps.stdout).unwrap();
+    assert_eq!(pids, [pid], "ps: {}", ps.stdout);
+    let o = env.crun(&["pause", &id]);
+    assert!(!o.status.success(), "pause without a cgroup succeeded");
+    assert!(o.stderr.contains("has no cgroup"), "pause: {}", o.stderr);
     env.crun(&["kill", &id, "KILL"]).ok("rootless kill");
     env.wait_status(&id, "stopped");
     env.crun(&["delete", &id]).ok("rootless delete");
