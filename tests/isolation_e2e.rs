@@ -804,6 +804,87 @@ fn pause_resume_update_ps() {
     env.crun(&["delete", "-f", &id]).ok("delete -f");
 }
 
+/// `crun update` with crun's per-value flags (`--opt V` and `--opt=V`), merged on top of
+/// `--resources FILE`: the values land in the v1 cgroup files; bad values are errors naming
+/// the flag and change nothing.
+#[test]
+fn update_flags() {
+    if skip("update_flags") {
+        return;
+    }
+    if layout() != Layout::V1 {
+        eprintln!("skipped: update_flags: checks cgroup v1 files");
+        return;
+    }
+    let env = Env::new("updflags");
+    let id = env.id("u");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["memory"] = json!({"limit": 67108864});
+        resources(c)["pids"] = json!({"limit": 50});
+    });
+    env.create(&id).ok("create");
+    let cg = env.cgroup_path(&id);
+    // The file sets memory and pids; the flags override the memory limit and add the rest.
+    let res = env.dir.join("upd.json");
+    fs::write(&res, r#"{"memory":{"limit":33554432},"pids":{"limit":77}}"#).unwrap();
+    let r = res.to_str().unwrap();
+    env.crun(&[
+        "update",
+        "-r",
+        r,
+        "--memory",
+        "100663296",
+        "--memory-reservation=50331648",
+        "--memory-swap",
+        "201326592",
+        "--cpu-share=512",
+        "--cpu-period",
+        "200000",
+        "--cpu-quota=50000",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems=0",
+        &id,
+    ])
+    .ok("update with flags");
+    let rd = |c: &str, f: &str| cg_read(&cg, c, f, "");
+    assert_eq!(rd("memory", "memory.limit_in_bytes"), "100663296");
+    assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), "50331648");
+    if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(rd("memory", "memory.memsw.limit_in_bytes"), "201326592");
+    }
+    assert_eq!(rd("pids", "pids.max"), "77");
+    assert_eq!(rd("cpu", "cpu.shares"), "512");
+    assert_eq!(rd("cpu", "cpu.cfs_period_us"), "200000");
+    assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(rd("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(rd("cpuset", "cpuset.mems"), "0");
+    // Flags alone, without a file.
+    env.crun(&["update", "--pids-limit=9", "--cpu-quota", "-1", &id])
+        .ok("update flags only");
+    assert_eq!(rd("pids", "pids.max"), "9");
+    assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "-1");
+    assert_eq!(rd("memory", "memory.limit_in_bytes"), "100663296");
+    for (flag, v) in [
+        ("--memory", "abc"),
+        ("--pids-limit", "-7"),
+        ("--cpu-share", "-5"),
+        ("--cpu-period", "1.5"),
+        ("--blkio-weight", "x"),
+    ] {
+        let o = env.crun(&["update", flag, v, &id]);
+        assert!(!o.status.success(), "update {flag} {v} succeeded");
+        assert!(
+            o.stderr.contains(&format!("`{flag}`")) && o.stderr.contains("Invalid argument"),
+            "update {flag} {v}: {}",
+            o.stderr
+        );
+    }
+    assert_eq!(rd("pids", "pids.max"), "9");
+    env.crun(&["delete", "-f", &id]).ok("delete -f");
+}
+
 /// Case 6b: `crun exec` processes join the container's cgroups: `crun ps` lists them and the
 /// container's pids.max counts them (a fork bomb run by exec is held).
 #[test]

@@ -12,6 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::log;
 
 pub mod args;
+mod update;
 
 use args::{flag, parse, val, Opt};
 
@@ -264,22 +265,7 @@ fn run(g: &mut Globals, args: &[String]) -> Result<i32> {
             let id = one_id(&cmd, &p.positional)?;
             Runtime::pause(&ctx, &id, cmd == "pause").map(|_| 0)
         }
-        "update" => {
-            let p = parse("update", &rest, &[val("resources", Some('r'))], 0)?;
-            let id = one_id("update", &p.positional)?;
-            let Some(f) = p.get("resources") else {
-                bail!(libc::EINVAL, "update: use --resources FILE");
-            };
-            let data = if f == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .context("read resources from stdin")?;
-                s
-            } else {
-                std::fs::read_to_string(f).with_context(|| format!("open `{f}`"))?
-            };
-            Runtime::update(&ctx, &id, &data).map(|_| 0)
-        }
+        "update" => update::cmd_update(&ctx, &rest),
         "spec" => {
             let p = parse(
                 "spec",
