@@ -885,6 +885,39 @@ fn update_flags() {
     env.crun(&["delete", "-f", &id]).ok("delete -f");
 }
 
+/// The state's `bundle` is a clean absolute path whichever way the bundle was named: the
+/// working directory (no `--bundle`), an absolute path with `.` components and a trailing
+/// `/.`, a relative `--bundle` (resolved like crun, with realpath).
+#[test]
+fn bundle_path_normalised() {
+    if skip("bundle_path_normalised") {
+        return;
+    }
+    let env = Env::new("bundlepath");
+    env.edit(|c| set_args(c, &["/e2e", "pause"]));
+    let b = env.bundle_str();
+    let dotted = format!("{}/./bundle/.", env.dir.display());
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("cwd", vec![]),
+        ("abs", vec!["--bundle", &dotted]),
+        ("rel", vec!["--bundle", "./"]),
+    ];
+    for (suffix, extra) in cases {
+        let id = env.id(suffix);
+        let mut args = vec!["create"];
+        args.extend(extra.iter().copied());
+        args.push(&id);
+        env.crun(&args).ok("create");
+        assert_eq!(env.state(&id)["bundle"], b.as_str(), "{suffix}: {args:?}");
+        env.crun(&["delete", "-f", &id]).ok("delete -f");
+    }
+    // A relative bundle that does not exist: realpath's error names it.
+    let id = env.id("missing");
+    let o = env.crun(&["create", "--bundle", "no-such-dir", &id]);
+    assert!(!o.status.success());
+    assert!(o.stderr.contains("`no-such-dir`"), "{}", o.stderr);
+}
+
 /// Case 6b: `crun exec` processes join the container's cgroups: `crun ps` lists them and the
 /// container's pids.max counts them (a fork bomb run by exec is held).
 #[test]

@@ -133,11 +133,12 @@ pub struct State {
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
+    // No `.` components or trailing slashes: the path is stored as the state's `bundle`.
     if p.is_absolute() {
-        return Ok(p.to_path_buf());
+        return Ok(p.components().collect());
     }
     let cwd = std::env::current_dir().context("getcwd")?;
-    Ok(cwd.join(p))
+    Ok(cwd.join(p).components().collect())
 }
 
 fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
