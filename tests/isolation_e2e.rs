@@ -981,6 +981,66 @@ fn exec_joins_cgroups() {
     env.crun(&["delete", "-f", &id]).ok("delete -f");
 }
 
+/// `crun exec` into a container whose pids cgroup is full: the exec'd process is created by a
+/// fork inside the cgroup, so pids.max refuses it (EAGAIN) instead of a migration pushing the
+/// cgroup over its limit; a fork bomb under exec never has more than pids.max live pids.
+#[test]
+fn exec_respects_pids_max() {
+    if skip("exec_respects_pids_max") {
+        return;
+    }
+    let env = Env::new("execpids");
+    let id = env.id("x");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["pids"] = json!({"limit": 5});
+    });
+    env.create(&id).ok("create");
+    env.crun(&["start", &id]).ok("start");
+    let cg = env.cgroup_path(&id);
+    let live = || {
+        cg_read(&cg, "pids", "cgroup.procs", "cgroup.procs")
+            .lines()
+            .count()
+    };
+    // init + the holder + 3 children = 5: the cgroup is full.
+    let log = env.dir.join("hold.out");
+    let mut holder = env
+        .command(&[], &["exec", &id, "/e2e", "forkhold", "20"])
+        .stdin(Stdio::null())
+        .stdout(File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("forked")
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "forkhold silent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = fs::read_to_string(&log).unwrap();
+    assert!(out.starts_with("forked 3 errno 11"), "forkhold: {out}");
+    assert_eq!(live(), 5);
+    // One more process cannot join a full cgroup.
+    let o = env.crun(&["exec", "-d", &id, "/e2e", "pause"]);
+    assert!(
+        !o.status.success(),
+        "exec into a full pids cgroup succeeded"
+    );
+    assert!(
+        o.stderr.contains("Resource temporarily unavailable"),
+        "exec: {}",
+        o.stderr
+    );
+    let n = live();
+    assert!(n <= 5, "{n} processes under pids.max=5");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    env.crun(&["delete", "-f", &id]).ok("delete -f");
+}
+
 /// Case 7: delete removes the container's cgroup in every hierarchy and its state directory, for a
 /// running container (`delete -f`) and a stopped one (`delete`).
 #[test]
