@@ -6,6 +6,7 @@
  *                  With `wait`, prints "ready" and first waits for a byte (or EOF) on stdin.
  *   forkbomb N     fork up to N children that sleep; prints "forked K errno E (NAME)" where K is the
  *                  number of successful forks and E the errno of the first failed fork (0 if none)
+ *   forkhold N     like forkbomb, but the parent and its children stay (sleep until killed)
  *   mkdir PATH     prints "mkdir errno E" (0 on success)
  *   pause          sleep until killed
  *   hooklog FILE KIND   (an OCI hook) append "KIND <stdin>" as one line to FILE
@@ -41,7 +42,7 @@ static int hog(long mib, int wait) {
   return 0;
 }
 
-static int forkbomb(int n) {
+static int forkbomb(int n, int hold) {
   int ok = 0, err = 0;
   pid_t kids[4096];
   if (n > 4096)
@@ -60,6 +61,8 @@ static int forkbomb(int n) {
   }
   printf("forked %d errno %d (%s)\n", ok, err, err ? strerrorname_np(err) : "none");
   fflush(stdout);
+  while (hold)
+    pause();
   for (int i = 0; i < ok; i++) {
     kill(kids[i], SIGKILL);
     waitpid(kids[i], NULL, 0);
@@ -77,7 +80,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "hog") && argc > 2)
     return hog(atol(argv[2]), argc > 3 && !strcmp(argv[3], "wait"));
   if (!strcmp(cmd, "forkbomb") && argc > 2)
-    return forkbomb(atoi(argv[2]));
+    return forkbomb(atoi(argv[2]), 0);
+  if (!strcmp(cmd, "forkhold") && argc > 2)
+    return forkbomb(atoi(argv[2]), 1);
   if (!strcmp(cmd, "mkdir") && argc > 2) {
     int r = mkdir(argv[2], 0755);
     printf("mkdir errno %d\n", r < 0 ? errno : 0);

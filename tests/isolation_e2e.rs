@@ -804,6 +804,120 @@ fn pause_resume_update_ps() {
     env.crun(&["delete", "-f", &id]).ok("delete -f");
 }
 
+/// `crun update` with crun's per-value flags (`--opt V` and `--opt=V`), merged on top of
+/// `--resources FILE`: the values land in the v1 cgroup files; bad values are errors naming
+/// the flag and change nothing.
+#[test]
+fn update_flags() {
+    if skip("update_flags") {
+        return;
+    }
+    if layout() != Layout::V1 {
+        eprintln!("skipped: update_flags: checks cgroup v1 files");
+        return;
+    }
+    let env = Env::new("updflags");
+    let id = env.id("u");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["memory"] = json!({"limit": 67108864});
+        resources(c)["pids"] = json!({"limit": 50});
+    });
+    env.create(&id).ok("create");
+    let cg = env.cgroup_path(&id);
+    // The file sets memory and pids; the flags override the memory limit and add the rest.
+    let res = env.dir.join("upd.json");
+    fs::write(&res, r#"{"memory":{"limit":33554432},"pids":{"limit":77}}"#).unwrap();
+    let r = res.to_str().unwrap();
+    env.crun(&[
+        "update",
+        "-r",
+        r,
+        "--memory",
+        "100663296",
+        "--memory-reservation=50331648",
+        "--memory-swap",
+        "201326592",
+        "--cpu-share=512",
+        "--cpu-period",
+        "200000",
+        "--cpu-quota=50000",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems=0",
+        &id,
+    ])
+    .ok("update with flags");
+    let rd = |c: &str, f: &str| cg_read(&cg, c, f, "");
+    assert_eq!(rd("memory", "memory.limit_in_bytes"), "100663296");
+    assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), "50331648");
+    if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(rd("memory", "memory.memsw.limit_in_bytes"), "201326592");
+    }
+    assert_eq!(rd("pids", "pids.max"), "77");
+    assert_eq!(rd("cpu", "cpu.shares"), "512");
+    assert_eq!(rd("cpu", "cpu.cfs_period_us"), "200000");
+    assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(rd("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(rd("cpuset", "cpuset.mems"), "0");
+    // Flags alone, without a file.
+    env.crun(&["update", "--pids-limit=9", "--cpu-quota", "-1", &id])
+        .ok("update flags only");
+    assert_eq!(rd("pids", "pids.max"), "9");
+    assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "-1");
+    assert_eq!(rd("memory", "memory.limit_in_bytes"), "100663296");
+    for (flag, v) in [
+        ("--memory", "abc"),
+        ("--pids-limit", "-7"),
+        ("--cpu-share", "-5"),
+        ("--cpu-period", "1.5"),
+        ("--blkio-weight", "x"),
+    ] {
+        let o = env.crun(&["update", flag, v, &id]);
+        assert!(!o.status.success(), "update {flag} {v} succeeded");
+        assert!(
+            o.stderr.contains(&format!("`{flag}`")) && o.stderr.contains("Invalid argument"),
+            "update {flag} {v}: {}",
+            o.stderr
+        );
+    }
+    assert_eq!(rd("pids", "pids.max"), "9");
+    env.crun(&["delete", "-f", &id]).ok("delete -f");
+}
+
+/// The state's `bundle` is a clean absolute path whichever way the bundle was named: the
+/// working directory (no `--bundle`), an absolute path with `.` components and a trailing
+/// `/.`, a relative `--bundle` (resolved like crun, with realpath).
+#[test]
+fn bundle_path_normalised() {
+    if skip("bundle_path_normalised") {
+        return;
+    }
+    let env = Env::new("bundlepath");
+    env.edit(|c| set_args(c, &["/e2e", "pause"]));
+    let b = env.bundle_str();
+    let dotted = format!("{}/./bundle/.", env.dir.display());
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("cwd", vec![]),
+        ("abs", vec!["--bundle", &dotted]),
+        ("rel", vec!["--bundle", "./"]),
+    ];
+    for (suffix, extra) in cases {
+        let id = env.id(suffix);
+        let mut args = vec!["create"];
+        args.extend(extra.iter().copied());
+        args.push(&id);
+        env.crun(&args).ok("create");
+        assert_eq!(env.state(&id)["bundle"], b.as_str(), "{suffix}: {args:?}");
+        env.crun(&["delete", "-f", &id]).ok("delete -f");
+    }
+    // A relative bundle that does not exist: realpath's error names it.
+    let id = env.id("missing");
+    let o = env.crun(&["create", "--bundle", "no-such-dir", &id]);
+    assert!(!o.status.success());
+    assert!(o.stderr.contains("`no-such-dir`"), "{}", o.stderr);
+}
+
 /// Case 6b: `crun exec` processes join the container's cgroups: `crun ps` lists them and the
 /// container's pids.max counts them (a fork bomb run by exec is held).
 #[test]
@@ -864,6 +978,66 @@ fn exec_joins_cgroups() {
         "exec'd fork bomb forked {forked} under pids.max=5"
     );
     assert!(o.stdout.contains("errno 11 (EAGAIN)"), "{}", o.stdout);
+    env.crun(&["delete", "-f", &id]).ok("delete -f");
+}
+
+/// `crun exec` into a container whose pids cgroup is full: the exec'd process is created by a
+/// fork inside the cgroup, so pids.max refuses it (EAGAIN) instead of a migration pushing the
+/// cgroup over its limit; a fork bomb under exec never has more than pids.max live pids.
+#[test]
+fn exec_respects_pids_max() {
+    if skip("exec_respects_pids_max") {
+        return;
+    }
+    let env = Env::new("execpids");
+    let id = env.id("x");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["pids"] = json!({"limit": 5});
+    });
+    env.create(&id).ok("create");
+    env.crun(&["start", &id]).ok("start");
+    let cg = env.cgroup_path(&id);
+    let live = || {
+        cg_read(&cg, "pids", "cgroup.procs", "cgroup.procs")
+            .lines()
+            .count()
+    };
+    // init + the holder + 3 children = 5: the cgroup is full.
+    let log = env.dir.join("hold.out");
+    let mut holder = env
+        .command(&[], &["exec", &id, "/e2e", "forkhold", "20"])
+        .stdin(Stdio::null())
+        .stdout(File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("forked")
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "forkhold silent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = fs::read_to_string(&log).unwrap();
+    assert!(out.starts_with("forked 3 errno 11"), "forkhold: {out}");
+    assert_eq!(live(), 5);
+    // One more process cannot join a full cgroup.
+    let o = env.crun(&["exec", "-d", &id, "/e2e", "pause"]);
+    assert!(
+        !o.status.success(),
+        "exec into a full pids cgroup succeeded"
+    );
+    assert!(
+        o.stderr.contains("Resource temporarily unavailable"),
+        "exec: {}",
+        o.stderr
+    );
+    let n = live();
+    assert!(n <= 5, "{n} processes under pids.max=5");
+    let _ = holder.kill();
+    let _ = holder.wait();
     env.crun(&["delete", "-f", &id]).ok("delete -f");
 }
 
@@ -963,14 +1137,43 @@ fn rootless_nobody() {
         "no user namespace in {c}"
     );
     env.edit(|c| {
-        set_args(c, &["/e2e", "pause"]);
+        set_args(c, &["/e2e", "mkdir", "/tmp/x"]);
         c["process"]["terminal"] = json!(false);
     });
-    let id = env.id("r");
-    let g = ["--cgroup-manager=disabled"];
     let b = env.bundle_str();
-    let o = env.crun_with(&g, &["create", "--bundle", &b, &id]);
-    o.ok("rootless create");
+    // `run` without `--cgroup-manager=disabled`: nobody cannot create cgroups, so the
+    // container runs without one, with a warning (crun's rootless rule).
+    let rid = env.id("run");
+    let w = ["--log-level=warning"];
+    let o = env
+        .crun_with(&w, &["run", "--bundle", &b, &rid])
+        .ok("rootless run");
+    assert!(o.stdout.contains("mkdir errno"), "run output: {}", o.stdout);
+    assert!(
+        o.stderr.contains("without one"),
+        "no rootless cgroup warning: {}",
+        o.stderr
+    );
+    assert!(!tmp.join("crun").join(&rid).exists(), "run left its state");
+    env.edit(|c| {
+        set_args(c, &["/e2e", "pause"]);
+        resources(c)["pids"] = json!({"limit": 50});
+    });
+    let id = env.id("r");
+    let o = env
+        .crun_with(&w, &["create", "--bundle", &b, &id])
+        .ok("rootless create");
+    // The limit the config asks for cannot be applied: the warning names it.
+    assert!(
+        o.stderr.contains("not enforced: pids"),
+        "no warning naming pids: {}",
+        o.stderr
+    );
+    let sj: Value = serde_json::from_str(
+        &fs::read_to_string(tmp.join("crun").join(&id).join("status")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sj["cgroup-path"], "", "status: {sj}");
     let status = tmp.join("crun").join(&id).join("status");
     assert!(status.exists(), "{} missing", status.display());
     let state: Value = serde_json::from_str(&env.crun(&["state", &id]).ok("state").stdout).unwrap();
@@ -991,6 +1194,13 @@ fn rootless_nobody() {
     );
     env.crun(&["start", &id]).ok("rootless start");
     assert_eq!(env.status(&id), "running");
+    // ps falls back to the init's process tree; pause needs a cgroup and says so.
+    let ps = env.crun(&["ps", "--format", "json", &id]).ok("rootless ps");
+    let pids: Vec<i64> = serde_json::from_str(&ps.stdout).unwrap();
+    assert_eq!(pids, [pid], "ps: {}", ps.stdout);
+    let o = env.crun(&["pause", &id]);
+    assert!(!o.status.success(), "pause without a cgroup succeeded");
+    assert!(o.stderr.contains("has no cgroup"), "pause: {}", o.stderr);
     env.crun(&["kill", &id, "KILL"]).ok("rootless kill");
     env.wait_status(&id, "stopped");
     env.crun(&["delete", &id]).ok("rootless delete");

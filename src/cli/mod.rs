@@ -12,6 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::log;
 
 pub mod args;
+mod update;
 
 use args::{flag, parse, val, Opt};
 
@@ -264,22 +265,7 @@ fn run(g: &mut Globals, args: &[String]) -> Result<i32> {
             let id = one_id(&cmd, &p.positional)?;
             Runtime::pause(&ctx, &id, cmd == "pause").map(|_| 0)
         }
-        "update" => {
-            let p = parse("update", &rest, &[val("resources", Some('r'))], 0)?;
-            let id = one_id("update", &p.positional)?;
-            let Some(f) = p.get("resources") else {
-                bail!(libc::EINVAL, "update: use --resources FILE");
-            };
-            let data = if f == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .context("read resources from stdin")?;
-                s
-            } else {
-                std::fs::read_to_string(f).with_context(|| format!("open `{f}`"))?
-            };
-            Runtime::update(&ctx, &id, &data).map(|_| 0)
-        }
+        "update" => update::cmd_update(&ctx, &rest),
         "spec" => {
             let p = parse(
                 "spec",
@@ -345,16 +331,22 @@ fn listen_fds_from_env() -> i32 {
         .unwrap_or(0)
 }
 
+/// The bundle directory as crun names it: the working directory without `--bundle`, a
+/// relative `--bundle` resolved with realpath(3), an absolute one as given minus `.`
+/// components and trailing slashes (no symlink is resolved there).
+fn bundle_path(arg: Option<&str>) -> Result<PathBuf> {
+    match arg {
+        None => std::env::current_dir().context("getcwd"),
+        Some(b) if Path::new(b).is_absolute() => Ok(Path::new(b).components().collect()),
+        Some(b) => std::fs::canonicalize(b).with_context(|| format!("realpath `{b}`")),
+    }
+}
+
 fn cmd_create(mut ctx: RuntimeContext, rest: &[String], run: bool) -> Result<i32> {
     let cmd = if run { "run" } else { "create" };
     let p = parse(cmd, rest, CREATE_OPTS, 0)?;
     ctx.id = one_id(cmd, &p.positional)?;
-    let bundle = PathBuf::from(p.get("bundle").unwrap_or("."));
-    let bundle = if bundle.is_absolute() {
-        bundle
-    } else {
-        std::env::current_dir().context("getcwd")?.join(bundle)
-    };
+    let bundle = bundle_path(p.get("bundle"))?;
     let config = PathBuf::from(p.get("config").unwrap_or("config.json"));
     let config = if config.is_absolute() {
         config

@@ -6,8 +6,8 @@
 //! apply `consoleSize`, connect to `--console-socket` and forward it.  Errors before `execve`
 //! come back over the sync socket as `{errno, message}`; a clean EOF means `execve` succeeded.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
@@ -122,25 +122,33 @@ pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i3
         Some(terminal::block_signals()?)
     };
     let (psock, csock) = sync::socketpair()?;
-    let saved = match &pid_join {
-        Some(j) => {
-            let saved = namespaces::open_ns(Path::new("/proc/self/ns/pid"))?;
-            namespaces::join(j)?;
-            Some(saved)
-        }
-        None => None,
-    };
+    // A helper process joins the cgroups first and only then creates the process that execs
+    // (as its sibling, CLONE_PARENT): that fork is charged to the container's cgroups, so
+    // pids.max holds for it too (a migration into a cgroup is never refused by the pids
+    // controller, a fork is).
     // glibc's fork (not a raw clone): the caller may be multithreaded.
     // SAFETY: see namespaces::spawn.
-    let cloned = match unsafe { libc::fork() } {
-        r if r < 0 => Err(Error::last_os_error("fork the exec process")),
-        r => Ok(r),
+    let helper = match unsafe { libc::fork() } {
+        r if r < 0 => return Err(Error::last_os_error("fork the exec helper")),
+        r => r,
     };
-    if let Ok(0) = cloned {
+    if helper == 0 {
         drop(psock);
         super::init::reset_signals();
-        let code = match child(&joins, p, csock.as_fd(), o.preserve_fds, seccomp) {
-            Ok(never) => match never {},
+        let code = match exec_helper(pid_join.as_ref(), csock.as_fd()) {
+            Ok(0) => {
+                // The process that execs.
+                match child(&joins, p, csock.as_fd(), o.preserve_fds, seccomp) {
+                    Ok(never) => match never {},
+                    Err(e) => {
+                        if sync::send_error(csock.as_fd(), &e).is_err() {
+                            crate::log::log_error(&e);
+                        }
+                        1
+                    }
+                }
+            }
+            Ok(_) => 0,
             Err(e) => {
                 if sync::send_error(csock.as_fd(), &e).is_err() {
                     crate::log::log_error(&e);
@@ -151,24 +159,51 @@ pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i3
         // SAFETY: leave the child without running the parent's destructors.
         unsafe { libc::_exit(code) }
     }
-    if let Some(s) = saved {
-        // SAFETY: setns back into our own pid namespace.
-        unsafe { libc::setns(s.as_raw_fd(), libc::CLONE_NEWPID) };
-    }
-    let pid = cloned?;
     drop(csock);
-    let kill_child = |e: Error| -> Error {
-        // SAFETY: kill/waitpid on our own child.
+    let reap = |p: i32| {
+        // SAFETY: waitpid on our own child.
         unsafe {
-            libc::kill(pid, libc::SIGKILL);
             let mut s = 0;
-            libc::waitpid(pid, &mut s, 0);
+            libc::waitpid(p, &mut s, 0);
         }
+    };
+    let kill_helper = |e: Error| -> Error {
+        // SAFETY: kill our own child.
+        unsafe { libc::kill(helper, libc::SIGKILL) };
+        reap(helper);
         e
     };
     if !st.cgroup_path.is_empty() {
-        glue::cgroups::enter(&st.cgroup_path, pid).map_err(kill_child)?;
+        glue::cgroups::enter(&st.cgroup_path, helper).map_err(kill_helper)?;
     }
+    sync::send(psock.as_fd(), Kind::Go, 0, "").map_err(kill_helper)?;
+    let pid = match sync::recv(psock.as_fd()).map_err(kill_helper)? {
+        Some(m) if m.kind == Kind::Pid => {
+            reap(helper);
+            m.text.trim().parse::<i32>().map_err(|_| {
+                Error::new(
+                    libc::EPROTO,
+                    format!("exec helper sent a bad pid `{}`", m.text),
+                )
+            })?
+        }
+        Some(m) if m.kind == Kind::Error => {
+            reap(helper);
+            return Err(m.to_error());
+        }
+        _ => {
+            return Err(kill_helper(Error::new(
+                libc::EPROTO,
+                "the exec helper exited without creating the process",
+            )))
+        }
+    };
+    let kill_child = |e: Error| -> Error {
+        // SAFETY: kill/waitpid on our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+        e
+    };
     sync::send(psock.as_fd(), Kind::Go, 0, "").map_err(kill_child)?;
     let mut master = None;
     loop {
@@ -220,6 +255,37 @@ pub(super) fn exec(ctx: &RuntimeContext, id: &str, o: &ExecOptions) -> Result<i3
 }
 
 enum Never {}
+
+/// The exec helper, in the container's cgroups once the parent's first `Go` arrives: join the
+/// container's pid namespace (for our children) and create the process that execs as our
+/// sibling.  Returns 0 in that process, its pid (after reporting it) in the helper.
+fn exec_helper(pid_join: Option<&JoinNs>, sock: BorrowedFd<'_>) -> Result<i32> {
+    sync::expect(sock, Kind::Go, "wait for the parent")?;
+    if let Some(j) = pid_join {
+        namespaces::join(j)?;
+    }
+    // SAFETY: clone(2) without CLONE_VM or a stack behaves like fork(2); this process is
+    // single-threaded (a fresh fork).  CLONE_PARENT makes the runtime its parent, so it can
+    // wait for it; the exit signal is ours (SIGCHLD).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r < 0 {
+        return Err(Error::last_os_error("fork the exec process"));
+    }
+    let pid = r as i32;
+    if pid > 0 {
+        sync::send(sock, Kind::Pid, 0, &pid.to_string())?;
+    }
+    Ok(pid)
+}
 
 fn child(
     joins: &[JoinNs],

@@ -133,11 +133,12 @@ pub struct State {
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
+    // No `.` components or trailing slashes: the path is stored as the state's `bundle`.
     if p.is_absolute() {
-        return Ok(p.to_path_buf());
+        return Ok(p.components().collect());
     }
     let cwd = std::env::current_dir().context("getcwd")?;
-    Ok(cwd.join(p))
+    Ok(cwd.join(p).components().collect())
 }
 
 fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
@@ -372,15 +373,25 @@ impl Runtime {
         }
         if !ctx.force_no_cgroup {
             let linux = c.spec.linux().as_ref();
-            rb.cgroup = glue::cgroups::setup(
+            let resources = linux.and_then(|l| l.resources().as_ref());
+            let r = glue::cgroups::setup(
                 id,
                 linux
                     .and_then(|l| l.cgroups_path().as_ref())
                     .and_then(|p| p.to_str()),
-                linux.and_then(|l| l.resources().as_ref()),
+                resources,
                 ctx.systemd_cgroup,
                 pid,
-            )?;
+            );
+            rb.cgroup = match r {
+                Ok(p) => p,
+                Err(e) if cgroup_denied_rootless(&e) => {
+                    // crun's rule for rootless containers: no delegated cgroup, no cgroup.
+                    crate::log::warning(&rootless_cgroup_warning(&e, resources));
+                    String::new()
+                }
+                Err(e) => return Err(e),
+            };
         }
         // The container learns its host pid from `Go` (hooks' state documents carry it).
         sync::send(parent_sock.as_fd(), sync::Kind::Go, 0, &pid.to_string())?;
@@ -767,6 +778,76 @@ fn run_poststop(c: &Container, id: &str, st: &Status) {
             }
         }
     }
+}
+
+/// Whether we run rootless: euid != 0, or uid 0 in a user namespace that does not map the
+/// whole host id range (so root here holds no privileges over the cgroup hierarchies).
+fn is_rootless() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return true;
+    }
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(m) => {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        }
+        Err(_) => false,
+    }
+}
+
+/// A failure to create the cgroup that a rootless container survives (as in crun): running
+/// rootless and the hierarchy is not writable for us (EACCES, EPERM, EROFS).
+fn cgroup_denied_rootless(e: &Error) -> bool {
+    matches!(e.errno(), libc::EACCES | libc::EPERM | libc::EROFS) && is_rootless()
+}
+
+/// The warning for a rootless container that runs without a cgroup; names the configured
+/// resources that are therefore not enforced.
+fn rootless_cgroup_warning(e: &Error, r: Option<&oci_spec::runtime::LinuxResources>) -> String {
+    let mut not = Vec::new();
+    if let Some(r) = r {
+        if r.memory().is_some() {
+            not.push("memory");
+        }
+        if r.cpu().is_some() {
+            not.push("cpu");
+        }
+        if r.pids().is_some() {
+            not.push("pids");
+        }
+        if r.block_io().is_some() {
+            not.push("blockIO");
+        }
+        if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
+            not.push("hugepageLimits");
+        }
+        if r.network().is_some() {
+            not.push("network");
+        }
+        if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+            not.push("rdma");
+        }
+        if r.unified().as_ref().is_some_and(|m| !m.is_empty()) {
+            not.push("unified");
+        }
+        // Device rules are enforced by the devices cgroup (v1) or a BPF program on it (v2);
+        // the lone "deny all" of `crun spec --rootless` is not worth a warning.
+        if r.devices()
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|d| d.allow()))
+        {
+            not.push("devices");
+        }
+    }
+    let mut msg = format!("cannot create the cgroup, running rootless without one ({e})");
+    if !not.is_empty() {
+        msg.push_str(&format!(
+            "; `linux.resources` not enforced: {}",
+            not.join(", ")
+        ));
+    }
+    msg
 }
 
 /// The container's processes: from its cgroup when it has one, else the init and its
