@@ -331,6 +331,27 @@ pub struct MountOpts {
     pub recursive: bool,
 }
 
+/// The propagation flags of `private`, `shared`, `slave`, `unbindable` and their recursive
+/// `r`-prefixed forms; `None` for any other option.
+fn propagation_flags(o: &str) -> Option<MsFlags> {
+    let (recursive, base) = match o.strip_prefix('r') {
+        Some(b @ ("private" | "shared" | "slave" | "unbindable")) => (true, b),
+        _ => (false, o),
+    };
+    let flags = match base {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(if recursive {
+        flags | MsFlags::MS_REC
+    } else {
+        flags
+    })
+}
+
 /// Split OCI mount options into flags, propagation and fs data.
 pub fn parse_options(opts: &[String]) -> MountOpts {
     let mut m = MountOpts {
@@ -342,6 +363,10 @@ pub fn parse_options(opts: &[String]) -> MountOpts {
         recursive: false,
     };
     for o in opts {
+        if let Some(p) = propagation_flags(o) {
+            m.propagation = p;
+            continue;
+        }
         let (set, clear): (MsFlags, MsFlags) = match o.as_str() {
             "ro" | "rro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
             "rw" | "rrw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
@@ -372,38 +397,6 @@ pub fn parse_options(opts: &[String]) -> MountOpts {
             "rbind" => {
                 m.bind = true;
                 m.recursive = true;
-                continue;
-            }
-            "private" => {
-                m.propagation = MsFlags::MS_PRIVATE;
-                continue;
-            }
-            "rprivate" => {
-                m.propagation = MsFlags::MS_PRIVATE | MsFlags::MS_REC;
-                continue;
-            }
-            "shared" => {
-                m.propagation = MsFlags::MS_SHARED;
-                continue;
-            }
-            "rshared" => {
-                m.propagation = MsFlags::MS_SHARED | MsFlags::MS_REC;
-                continue;
-            }
-            "slave" => {
-                m.propagation = MsFlags::MS_SLAVE;
-                continue;
-            }
-            "rslave" => {
-                m.propagation = MsFlags::MS_SLAVE | MsFlags::MS_REC;
-                continue;
-            }
-            "unbindable" => {
-                m.propagation = MsFlags::MS_UNBINDABLE;
-                continue;
-            }
-            "runbindable" => {
-                m.propagation = MsFlags::MS_UNBINDABLE | MsFlags::MS_REC;
                 continue;
             }
             // Options crun accepts that have no mount(2) meaning here.
@@ -1082,6 +1075,23 @@ pub fn bind_console(pts: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn propagation_options() {
+        use nix::mount::MsFlags as F;
+        let p = |o: &str| super::parse_options(&[o.to_string()]).propagation;
+        assert_eq!(p("private"), F::MS_PRIVATE);
+        assert_eq!(p("rprivate"), F::MS_PRIVATE | F::MS_REC);
+        assert_eq!(p("shared"), F::MS_SHARED);
+        assert_eq!(p("rshared"), F::MS_SHARED | F::MS_REC);
+        assert_eq!(p("slave"), F::MS_SLAVE);
+        assert_eq!(p("rslave"), F::MS_SLAVE | F::MS_REC);
+        assert_eq!(p("unbindable"), F::MS_UNBINDABLE);
+        assert_eq!(p("runbindable"), F::MS_UNBINDABLE | F::MS_REC);
+        assert_eq!(p("rbind"), F::empty());
+        assert!(super::parse_options(&["rbind".to_string()]).recursive);
+        assert_eq!(p("ro"), F::empty());
+    }
+
     use super::*;
     use std::os::unix::fs::{symlink, MetadataExt};
 
