@@ -165,6 +165,18 @@ typedef struct libcrun_container_exec_options_s {
 } libcrun_container_exec_options_s;
 
 /*
+ One resource to update (crun's `struct libcrun_update_value_s`): `section` (e.g.
+ `"memory"`), `name` (e.g. `"limit"`), `numeric` when `value` is a JSON number rather than a
+ string.
+ */
+typedef struct libcrun_update_value_s {
+  const char *section;
+  const char *name;
+  bool numeric;
+  const char *value;
+} libcrun_update_value_s;
+
+/*
  `struct custom_handler_s`: crun's handler vtable, 11 members in crun's order (88 bytes).
  */
 typedef struct custom_handler_s {
@@ -613,6 +625,29 @@ int libcrun_container_update(libcrun_context_t *context,
                              libcrun_error_t *err);
 
 /*
+ Apply new resources read from `file` (a JSON `linux.resources` object).
+
+ # Safety
+ Pointers are valid or NULL (EINVAL).
+ */
+int libcrun_container_update_from_file(libcrun_context_t *context,
+                                       const char *id,
+                                       const char *file,
+                                       libcrun_error_t *err);
+
+/*
+ Apply the `len` resources in `values`.  An unknown section or name is EINVAL naming it.
+
+ # Safety
+ Pointers are valid or NULL (EINVAL); `values` has `len` entries.
+ */
+int libcrun_container_update_from_values(libcrun_context_t *context,
+                                         const char *id,
+                                         struct libcrun_update_value_s *values,
+                                         size_t len,
+                                         libcrun_error_t *err);
+
+/*
  Free `*err` and its message and set `*err` to NULL.  NULL-safe; returns 0.
 
  # Safety
@@ -831,6 +866,22 @@ int libcrun_get_containers_list(libcrun_container_list_t **ret,
  `list` is NULL or from `libcrun_get_containers_list`.
  */
 void libcrun_free_containers_list(libcrun_container_list_t *list);
+
+/*
+ The OCI status of `id` as `crun state` reports it: `*container_status` points to a static
+ string (`created`, `running`, `paused` or `stopped`) and `*running` is 1 when the process is
+ alive.  `status` is the container's status as `libcrun_read_container_status` filled it.
+
+ # Safety
+ `status`, `container_status` and `running` point to valid memory; strings are NULL or
+ NUL-terminated (`state_root` may be NULL).
+ */
+int libcrun_get_container_state_string(const char *id,
+                                       libcrun_container_status_t *status,
+                                       const char *state_root,
+                                       const char **container_status,
+                                       int *running,
+                                       libcrun_error_t *err);
 
 /*
  The default output handler: writes `msg[: strerror(errno)]` to stderr.  Exported so C

@@ -28,6 +28,7 @@ pub mod signals;
 pub mod status;
 pub mod sync;
 mod terminal;
+pub mod update;
 
 pub use config::Container;
 pub use exec::ExecOptions;

@@ -13,7 +13,7 @@ use super::{
     arg_str, guard, guard_ptr, guard_void, libcrun_error_t, malloc_str, null_arg, opt_str,
 };
 use crate::container::{Container, ExecOptions, Runtime, RuntimeContext};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// Free a malloc'd C string (NULL-safe).
 unsafe fn free_str(p: *mut c_char) {
@@ -684,5 +684,73 @@ pub unsafe extern "C" fn libcrun_container_update(
             .map_err(|_| Error::new(libc::EINVAL, "update: content is not UTF-8"))?;
         let (ctx, _scope) = context_of(context, Some(id))?;
         Runtime::update(&ctx, id, text).map(|_| 0)
+    })
+}
+
+/// Apply new resources read from `file` (a JSON `linux.resources` object).
+///
+/// # Safety
+/// Pointers are valid or NULL (EINVAL).
+#[no_mangle]
+pub unsafe extern "C" fn libcrun_container_update_from_file(
+    context: *mut libcrun_context_t,
+    id: *const c_char,
+    file: *const c_char,
+    err: *mut libcrun_error_t,
+) -> c_int {
+    guard("libcrun_container_update_from_file", err, || {
+        let id = arg_str(id, "id")?;
+        let file = arg_str(file, "file")?;
+        let text = std::fs::read_to_string(file).with_context(|| format!("read `{file}`"))?;
+        let (ctx, _scope) = context_of(context, Some(id))?;
+        Runtime::update(&ctx, id, &text).map(|_| 0)
+    })
+}
+
+/// One resource to update (crun's `struct libcrun_update_value_s`): `section` (e.g.
+/// `"memory"`), `name` (e.g. `"limit"`), `numeric` when `value` is a JSON number rather than a
+/// string.
+#[repr(C)]
+pub struct libcrun_update_value_s {
+    pub section: *const c_char,
+    pub name: *const c_char,
+    pub numeric: bool,
+    pub value: *const c_char,
+}
+
+/// Apply the `len` resources in `values`.  An unknown section or name is EINVAL naming it.
+///
+/// # Safety
+/// Pointers are valid or NULL (EINVAL); `values` has `len` entries.
+#[no_mangle]
+pub unsafe extern "C" fn libcrun_container_update_from_values(
+    context: *mut libcrun_context_t,
+    id: *const c_char,
+    values: *mut libcrun_update_value_s,
+    len: usize,
+    err: *mut libcrun_error_t,
+) -> c_int {
+    guard("libcrun_container_update_from_values", err, || {
+        let id = arg_str(id, "id")?;
+        if values.is_null() && len > 0 {
+            return Err(null_arg("values"));
+        }
+        let entries: &[libcrun_update_value_s] = if len == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(values, len)
+        };
+        let mut parsed = Vec::with_capacity(len);
+        for v in entries {
+            parsed.push(crate::container::update::UpdateValue {
+                section: arg_str(v.section, "section")?,
+                name: arg_str(v.name, "name")?,
+                numeric: v.numeric,
+                value: arg_str(v.value, "value")?,
+            });
+        }
+        let json = crate::container::update::resources_json(&parsed)?;
+        let (ctx, _scope) = context_of(context, Some(id))?;
+        Runtime::update(&ctx, id, &json).map(|_| 0)
     })
 }

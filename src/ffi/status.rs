@@ -229,3 +229,51 @@ pub unsafe extern "C" fn libcrun_free_containers_list(list: *mut libcrun_contain
         p = next;
     }
 }
+
+/// The OCI status of `id` as `crun state` reports it: `*container_status` points to a static
+/// string (`created`, `running`, `paused` or `stopped`) and `*running` is 1 when the process is
+/// alive.  `status` is the container's status as `libcrun_read_container_status` filled it.
+///
+/// # Safety
+/// `status`, `container_status` and `running` point to valid memory; strings are NULL or
+/// NUL-terminated (`state_root` may be NULL).
+#[no_mangle]
+pub unsafe extern "C" fn libcrun_get_container_state_string(
+    id: *const c_char,
+    status: *mut libcrun_container_status_t,
+    state_root: *const c_char,
+    container_status: *mut *const c_char,
+    running: *mut c_int,
+    err: *mut libcrun_error_t,
+) -> c_int {
+    guard("libcrun_get_container_state_string", err, || {
+        if status.is_null() {
+            return Err(null_arg("status"));
+        }
+        if container_status.is_null() {
+            return Err(null_arg("container_status"));
+        }
+        if running.is_null() {
+            return Err(null_arg("running"));
+        }
+        let root = opt_str(state_root, "state_root")?;
+        let id = arg_str(id, "id")?;
+        let dir = status::state_dir(root, id)?;
+        let s = &*status;
+        let st = Status {
+            pid: s.pid,
+            process_start_time: s.process_start_time,
+            cgroup_path: take(s.cgroup_path),
+            ..Default::default()
+        };
+        let name: &'static CStr = match status::status_string(&dir, &st) {
+            "created" => c"created",
+            "running" => c"running",
+            "paused" => c"paused",
+            _ => c"stopped",
+        };
+        *running = status::is_running(&st) as c_int;
+        *container_status = name.as_ptr();
+        Ok(0)
+    })
+}
