@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libcrun.h>
@@ -91,6 +92,9 @@ test_state_and_update (const char *bundle, const char *state, unsigned int creat
   ctx.bundle = bundle;
   ctx.fifo_exec_wait_fd = -1;
 
+  /* Reap what an earlier round left (a killed init that was our child). */
+  while (waitpid (-1, NULL, WNOHANG) > 0)
+    ;
   int ret = libcrun_container_create (&ctx, c, create_options, &err);
   CHECK_INT (ret, 0);
   if (ret < 0)
@@ -99,6 +103,14 @@ test_state_and_update (const char *bundle, const char *state, unsigned int creat
       libcrun_error_release (&err);
       libcrun_container_free (c);
       return;
+    }
+
+  if (create_options & LIBCRUN_CREATE_OPTIONS_PREFORK)
+    {
+      /* The forked runtime created it: nothing here is our child. */
+      errno = 0;
+      CHECK_INT (waitpid (-1, NULL, WNOHANG), -1);
+      CHECK_INT (errno, ECHILD);
     }
 
   int running = -1;
@@ -221,6 +233,7 @@ main (void)
   else
     {
       test_state_and_update (bundle, state, 0);
+      test_state_and_update (bundle, state, LIBCRUN_CREATE_OPTIONS_PREFORK);
     }
   return check_report ("test_container_extra");
 }

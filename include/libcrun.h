@@ -451,7 +451,9 @@ int libcrun_container_run(libcrun_context_t *context,
                           libcrun_error_t *err);
 
 /*
- Create a container: it waits for `libcrun_container_start`.
+ Create a container: it waits for `libcrun_container_start`.  With
+ `LIBCRUN_CREATE_OPTIONS_PREFORK` the runtime runs in a forked, detached process and the
+ result comes back through a pipe: the container's init is never the caller's child.
 
  # Safety
  Pointers are valid or NULL (EINVAL).

@@ -43,7 +43,7 @@ fn decode(buf: &[u8]) -> (Result<i32>, i32) {
     if buf.len() < 12 {
         let e = Error::new(
             libc::EPIPE,
-            "run the container: the forked runtime exited without reporting a result",
+            "the forked runtime exited without reporting a result",
         );
         return (Err(e), 0);
     }
@@ -56,8 +56,9 @@ fn decode(buf: &[u8]) -> (Result<i32>, i32) {
     (Err(Error::new(errno, msg)), pid)
 }
 
-fn read_all(fd: RawFd) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Read the one message the grandchild writes (a single `write` below `PIPE_BUF`).  Not to
+/// EOF: a created container's init still holds the write end until it execs.
+fn read_message(fd: RawFd) -> Vec<u8> {
     let mut buf = [0u8; 1024];
     loop {
         // SAFETY: buf is a valid mutable buffer.
@@ -66,9 +67,9 @@ fn read_all(fd: RawFd) -> Vec<u8> {
             continue;
         }
         if n <= 0 {
-            return out;
+            return Vec::new();
         }
-        out.extend_from_slice(&buf[..n as usize]);
+        return buf[..n as usize].to_vec();
     }
 }
 
@@ -79,6 +80,26 @@ pub fn run(
     keep: bool,
     manager: Option<&crate::handlers::HandlerManager>,
 ) -> Result<i32> {
+    forked("run the container", || {
+        Runtime::run_with_handlers(ctx, c, keep, manager)
+    })
+}
+
+/// `Runtime::create` from a forked, detached process (`LIBCRUN_CREATE_OPTIONS_PREFORK`): the
+/// container's init is never the caller's child.
+pub fn create(
+    ctx: &RuntimeContext,
+    c: &Container,
+    manager: Option<&crate::handlers::HandlerManager>,
+) -> Result<i32> {
+    forked("create the container", || {
+        Runtime::create_with_handlers(ctx, c, manager).map(|_| 0)
+    })
+}
+
+/// Run `f` in a forked, detached grandchild and return its result (see the module
+/// documentation); `what` names the operation in internal errors.
+fn forked(what: &str, f: impl FnOnce() -> Result<i32>) -> Result<i32> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     // SAFETY: fork; the child only runs the runtime and leaves with _exit.
     let pid = unsafe { libc::fork() };
@@ -100,13 +121,10 @@ pub fn run(
                 }
             }
         }
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Runtime::run_with_handlers(ctx, c, keep, manager)
-        }))
-        .unwrap_or_else(|_| {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
             Err(Error::new(
                 libc::EIO,
-                "run the container: internal error (panic)",
+                format!("{what}: internal error (panic)"),
             ))
         });
         // SAFETY: getpid cannot fail.
@@ -122,7 +140,14 @@ pub fn run(
             break;
         }
     }
-    let (res, sender) = decode(&read_all(r.as_raw_fd()));
+    let (res, sender) = decode(&read_message(r.as_raw_fd()));
+    let res = res.map_err(|e| {
+        if e.errno() == libc::EPIPE && sender == 0 {
+            Error::new(libc::EPIPE, format!("{what}: {}", e.message()))
+        } else {
+            e
+        }
+    });
     if sender > 0 && sender != pid {
         // Reparented to us when we are a subreaper: reap it (it exits right after writing).
         // Otherwise it is not our child and waitpid fails at once with ECHILD.

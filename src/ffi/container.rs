@@ -278,7 +278,9 @@ pub unsafe extern "C" fn libcrun_container_run(
     })
 }
 
-/// Create a container: it waits for `libcrun_container_start`.
+/// Create a container: it waits for `libcrun_container_start`.  With
+/// `LIBCRUN_CREATE_OPTIONS_PREFORK` the runtime runs in a forked, detached process and the
+/// result comes back through a pipe: the container's init is never the caller's child.
 ///
 /// # Safety
 /// Pointers are valid or NULL (EINVAL).
@@ -294,7 +296,11 @@ pub unsafe extern "C" fn libcrun_container_create(
         let (ctx, _scope) = context_of(context, None)?;
         let c = container_of(container)?;
         (*container).context = context;
-        Runtime::create_with_handlers(&ctx, &c, manager_of(context)).map(|_| 0)
+        if options & LIBCRUN_CREATE_OPTIONS_PREFORK != 0 {
+            crate::container::prefork::create(&ctx, &c, manager_of(context)).map(|_| 0)
+        } else {
+            Runtime::create_with_handlers(&ctx, &c, manager_of(context)).map(|_| 0)
+        }
     })
 }
 
