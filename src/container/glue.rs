@@ -101,6 +101,7 @@ pub mod cgroups {
 /// Seccomp (`crate::seccomp`).
 pub mod seccomp {
     use super::*;
+    use crate::error::{Context, Error};
 
     /// A prepared filter.
     pub type Filter = crate::seccomp::SeccompFilter;
@@ -113,14 +114,70 @@ pub mod seccomp {
         }
     }
 
-    /// Load the filter (the last step before exec).  A user-notification fd cannot reach the
-    /// listener from inside the container yet: it is closed with a warning.
+    /// Load the filter (the last step before exec).  A user-notification fd with nowhere to
+    /// go (no `listenerPath`) is closed with a warning.
     pub fn apply(f: Filter) -> Result<()> {
         if let Some(fd) = f.apply()? {
-            crate::log::warning("seccomp listener fd not forwarded (listenerPath is unsupported)");
+            crate::log::warning("seccomp listener fd not forwarded (no listenerPath)");
             drop(fd);
         }
         Ok(())
+    }
+
+    /// `linux.seccomp.listenerPath`, when set and not empty.
+    pub fn listener_path(spec: &Spec) -> Option<String> {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+    }
+
+    /// Connect to the seccomp agent at `path` (done while the host path is still visible).
+    pub fn connect_listener(path: &str) -> Result<std::os::fd::OwnedFd> {
+        crate::console::socket::open_unix_domain_client_socket(path, false)
+            .context("seccomp listener")
+    }
+
+    /// Load the filter and send its user-notification fd over `sock` (connected to the
+    /// spec's `listenerPath`) as the spec's `containerProcessState`, with `state` (the
+    /// container state JSON) and the container's `pid`.
+    pub fn apply_and_send(
+        f: Filter,
+        sock: &std::os::fd::OwnedFd,
+        spec: &Spec,
+        pid: i32,
+        state: &str,
+    ) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = listener_path(spec).unwrap_or_default();
+        let metadata = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_metadata().clone())
+            .unwrap_or_default();
+        let state: serde_json::Value = serde_json::from_str(state)
+            .map_err(|e| Error::new(libc::EINVAL, format!("container state: {e}")))?;
+        let msg = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "fds": ["seccompFd"],
+            "pid": pid,
+            "metadata": metadata,
+            "state": state,
+        });
+        let payload = serde_json::to_vec(&msg).map_err(|e| {
+            Error::new(
+                libc::EINVAL,
+                format!("serialize container process state: {e}"),
+            )
+        })?;
+        let Some(fd) = f.apply()? else {
+            return Ok(());
+        };
+        crate::console::socket::send_fd_to_socket(sock.as_raw_fd(), fd.as_raw_fd(), &payload)
+            .with_context(|| format!("send seccomp fd to `{path}`"))
     }
 }
 

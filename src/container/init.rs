@@ -34,6 +34,9 @@ pub struct InitArgs<'a> {
     pub listen_fds: i32,
     pub no_new_keyring: bool,
     pub seccomp: Option<glue::seccomp::Filter>,
+    /// Connected to `linux.seccomp.listenerPath` (before the mounts hide the host path): the
+    /// user-notification fd goes there once the filter is loaded.
+    pub seccomp_listener: Option<OwnedFd>,
     /// A custom handler (krun): configured around the mounts, run in place of `execve`.
     pub handler: Option<Box<dyn crate::handlers::LoadedHandler>>,
     pub id: String,
@@ -161,6 +164,11 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
     }
     let go = sync::expect(sock, Kind::Go, "wait for the parent")?;
     a.host_pid = go.text.parse().unwrap_or(0);
+    if a.seccomp.as_ref().is_some_and(|f| f.has_listener()) {
+        if let Some(path) = glue::seccomp::listener_path(&c.spec) {
+            a.seccomp_listener = Some(glue::seccomp::connect_listener(&path)?);
+        }
+    }
     if a.plan.userns {
         // SAFETY: plain syscalls; root in the new user namespace once the maps are written.
         if unsafe { libc::setresgid(0, 0, 0) } < 0 {
@@ -381,7 +389,13 @@ fn finish(r: Ready, sock: BorrowedFd<'_>, a: &mut InitArgs<'_>) -> Error {
         }
     }
     if let Some(f) = a.seccomp.take() {
-        if let Err(e) = glue::seccomp::apply(f) {
+        let r = match a.seccomp_listener.take() {
+            Some(sock) => hook_state(a, "creating").and_then(|st| {
+                glue::seccomp::apply_and_send(f, &sock, &a.container.spec, a.host_pid, &st)
+            }),
+            None => glue::seccomp::apply(f),
+        };
+        if let Err(e) = r {
             return e;
         }
     }

@@ -353,6 +353,7 @@ impl Runtime {
                 listen_fds: ctx.listen_fds,
                 no_new_keyring: ctx.no_new_keyring,
                 seccomp,
+                seccomp_listener: None,
                 handler: handler.take(),
                 id: id.to_string(),
                 state_dir: dir.clone(),
