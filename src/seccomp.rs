@@ -422,6 +422,25 @@ impl SeccompFilter {
     }
 }
 
+/// The data of the message that carries the seccomp user-notification fd to the agent, the
+/// spec's `containerProcessState`: `{"ociVersion", "fds": ["seccompFd"], "pid", "metadata",
+/// "state"}`.
+pub fn listener_message(pid: i32, metadata: &str, state: &serde_json::Value) -> Result<Vec<u8>> {
+    let msg = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata,
+        "state": state,
+    });
+    serde_json::to_vec(&msg).map_err(|e| {
+        Error::new(
+            libc::EINVAL,
+            format!("serialize container process state: {e}"),
+        )
+    })
+}
+
 /// Send the seccomp user-notification `fd` to the agent listening on `listener_path`
 /// (`linux.seccomp.listenerPath`), as the spec's `containerProcessState`: one `SOCK_STREAM`
 /// message whose data is `{"ociVersion", "fds": ["seccompFd"], "pid", "metadata", "state"}` and
@@ -433,19 +452,7 @@ pub fn send_listener_fd(
     metadata: Option<&str>,
     state: &serde_json::Value,
 ) -> Result<()> {
-    let msg = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "fds": ["seccompFd"],
-        "pid": pid,
-        "metadata": metadata.unwrap_or(""),
-        "state": state,
-    });
-    let payload = serde_json::to_vec(&msg).map_err(|e| {
-        Error::new(
-            libc::EINVAL,
-            format!("serialize container process state: {e}"),
-        )
-    })?;
+    let payload = listener_message(pid, metadata.unwrap_or(""), state)?;
     let sock = crate::console::socket::open_unix_domain_client_socket(listener_path, false)
         .context("seccomp listener")?;
     crate::console::socket::send_fd_to_socket(sock.as_raw_fd(), fd.as_raw_fd(), &payload)

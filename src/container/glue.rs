@@ -160,19 +160,7 @@ pub mod seccomp {
             .unwrap_or_default();
         let state: serde_json::Value = serde_json::from_str(state)
             .map_err(|e| Error::new(libc::EINVAL, format!("container state: {e}")))?;
-        let msg = serde_json::json!({
-            "ociVersion": "1.0.2",
-            "fds": ["seccompFd"],
-            "pid": pid,
-            "metadata": metadata,
-            "state": state,
-        });
-        let payload = serde_json::to_vec(&msg).map_err(|e| {
-            Error::new(
-                libc::EINVAL,
-                format!("serialize container process state: {e}"),
-            )
-        })?;
+        let payload = crate::seccomp::listener_message(pid, &metadata, &state)?;
         let Some(fd) = f.apply()? else {
             return Ok(());
         };
