@@ -385,25 +385,7 @@ fn cmd_list(ctx: &RuntimeContext, rest: &[String]) -> Result<i32> {
         return Ok(0);
     }
     match p.get("format").unwrap_or("table") {
-        "json" => {
-            let v: Vec<serde_json::Value> = items
-                .iter()
-                .map(|(id, st, s)| {
-                    serde_json::json!({
-                        "id": id,
-                        "pid": if s == "stopped" { 0 } else { st.pid },
-                        "status": s,
-                        "bundle": st.bundle,
-                        "created": st.created,
-                        "owner": st.owner,
-                    })
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).unwrap_or_else(|_| "[]".into())
-            );
-        }
+        "json" => println!("{}", Runtime::list_json(&items)?),
         "table" => {
             println!(
                 "{:<30} {:<10} {:<10} {:<40} {:<32} OWNER",

@@ -680,6 +680,26 @@ impl Runtime {
     }
 
     /// `crun list`: (id, status, state document) for each container.
+    /// `items` (from [`Runtime::list`]) as `crun list --format json` prints them and
+    /// `libcrun_write_json_containers_list` writes them.
+    pub fn list_json(items: &[(String, Status, String)]) -> Result<String> {
+        let v: Vec<serde_json::Value> = items
+            .iter()
+            .map(|(id, st, s)| {
+                serde_json::json!({
+                    "id": id,
+                    "pid": if s == "stopped" { 0 } else { st.pid },
+                    "status": s,
+                    "bundle": st.bundle,
+                    "created": st.created,
+                    "owner": st.owner,
+                })
+            })
+            .collect();
+        serde_json::to_string_pretty(&v)
+            .map_err(|e| Error::new(libc::EINVAL, format!("serialize list: {e}")))
+    }
+
     pub fn list(ctx: &RuntimeContext) -> Result<Vec<(String, Status, String)>> {
         let mut out = Vec::new();
         for id in status::list(ctx.root())? {

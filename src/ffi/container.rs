@@ -583,21 +583,7 @@ pub unsafe extern "C" fn libcrun_write_json_containers_list(
 ) -> c_int {
     guard("libcrun_write_json_containers_list", err, || {
         let (ctx, _scope) = context_of(context, Some(""))?;
-        let v: Vec<serde_json::Value> = Runtime::list(&ctx)?
-            .iter()
-            .map(|(id, st, s)| {
-                serde_json::json!({
-                    "id": id,
-                    "pid": if s == "stopped" { 0 } else { st.pid },
-                    "status": s,
-                    "bundle": st.bundle,
-                    "created": st.created,
-                    "owner": st.owner,
-                })
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&v)
-            .map_err(|e| Error::new(libc::EINVAL, format!("serialize list: {e}")))?;
+        let text = Runtime::list_json(&Runtime::list(&ctx)?)?;
         write_file(out, &(text + "\n")).map(|_| 0)
     })
 }
