@@ -302,16 +302,7 @@ fn child(
     unsafe { libc::setsid() };
     let terminal = p.terminal().unwrap_or(false);
     if terminal {
-        let (master, pts) = glue::console::new_terminal().context("create the terminal")?;
-        sync::send(sock, Kind::Terminal, 0, &pts)?;
-        glue::console::send_fd(sock, master.as_fd(), b" ").context("send the terminal fd")?;
-        drop(master);
-        glue::console::set_stdio(&pts)?;
-        let uid = p.user().uid();
-        if uid != 0 {
-            nix::unistd::chown(pts.as_str(), Some(nix::unistd::Uid::from_raw(uid)), None)
-                .with_context(|| format!("chown `{pts}`"))?;
-        }
+        process::hand_over_terminal(p, sock)?;
     }
     let env: Vec<String> = p.env().clone().unwrap_or_default();
     let args: Vec<String> = p.args().clone().unwrap_or_default();

@@ -280,16 +280,7 @@ fn setup(a: &mut InitArgs<'_>, sock: BorrowedFd<'_>) -> Result<Ready> {
         // Create the pty from the container's own devpts and hand the master over at once:
         // every later step may fail, and a monitor waiting on the console socket must get
         // the fd before the error (crun #1524, runc's ordering).
-        let (master, pts) = glue::console::new_terminal().context("create the terminal")?;
-        sync::send(sock, Kind::Terminal, 0, &pts)?;
-        glue::console::send_fd(sock, master.as_fd(), b" ").context("send the terminal fd")?;
-        drop(master);
-        glue::console::set_stdio(&pts)?;
-        let uid = p.user().uid();
-        if uid != 0 {
-            nix::unistd::chown(pts.as_str(), Some(nix::unistd::Uid::from_raw(uid)), None)
-                .with_context(|| format!("chown `{pts}`"))?;
-        }
+        let pts = process::hand_over_terminal(p, sock)?;
         if let Some(sz) = p.console_size() {
             glue::console::setup_size(
                 // SAFETY: fd 0 is the pty slave after set_stdio and stays open.

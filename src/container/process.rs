@@ -469,6 +469,27 @@ pub(crate) fn apply_identity(
     Ok(env)
 }
 
+/// Create the pty from the calling process's `/dev/ptmx` (the container's own devpts), send
+/// the master to the parent over the sync socket at once (every later step may fail, and a
+/// monitor waiting on the console socket must get the fd before the error: crun #1524, runc's
+/// ordering), then make the slave stdio and the controlling tty and give it to the process
+/// user.  Shared by the container init and `exec --tty`.  Returns the slave's path.
+pub(crate) fn hand_over_terminal(p: &Process, sock: BorrowedFd<'_>) -> Result<String> {
+    use super::glue;
+    use std::os::fd::AsFd;
+    let (master, pts) = glue::console::new_terminal().context("create the terminal")?;
+    sync::send(sock, sync::Kind::Terminal, 0, &pts)?;
+    glue::console::send_fd(sock, master.as_fd(), b" ").context("send the terminal fd")?;
+    drop(master);
+    glue::console::set_stdio(&pts)?;
+    let uid = p.user().uid();
+    if uid != 0 {
+        nix::unistd::chown(pts.as_str(), Some(nix::unistd::Uid::from_raw(uid)), None)
+            .with_context(|| format!("chown `{pts}`"))?;
+    }
+    Ok(pts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
